@@ -1,0 +1,62 @@
+"""
+The failures a socket can be told about, one class each.
+
+Every class carries the wire ``code`` of PROTOCOL.md section 2; the consumer turns any
+``SocketError`` into ``{"type": "error", "error": code, "message": str(exc)}`` in one
+place (``LiveConsumer.send_error``) and keeps the socket open.
+"""
+
+from __future__ import annotations
+
+from rest_framework import status
+from rest_framework.exceptions import APIException
+
+
+class SocketError(Exception):
+    """Base class: a client message that is answered with an error frame."""
+
+    code = "error"
+
+
+class BadJSON(SocketError):
+    """The frame is not JSON text (binary frames included)."""
+
+    code = "bad_json"
+
+
+class BadMessage(SocketError):
+    """The frame is JSON but not an object with a string ``action`` and ``resource``."""
+
+    code = "bad_message"
+
+
+class UnknownAction(SocketError):
+    """The ``action`` is neither ``opendoc`` nor ``closedoc``."""
+
+    code = "unknown_action"
+
+
+class UnknownResource(SocketError):
+    """No live resource of that name (REST-only resources included)."""
+
+    code = "unknown_resource"
+
+
+class Forbidden(SocketError):
+    """The socket's user may not read that resource."""
+
+    code = "forbidden"
+
+
+class TooLarge(SocketError):
+    """The frame is larger than ``PAINTBRUSH["MAX_FRAME_BYTES"]``."""
+
+    code = "too_large"
+
+
+class PreconditionFailed(APIException):
+    """``If-Match`` named a version the row is no longer at (HTTP 412)."""
+
+    status_code = status.HTTP_412_PRECONDITION_FAILED
+    default_detail = "The item has changed since that version; reload it and retry."
+    default_code = "precondition_failed"

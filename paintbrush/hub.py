@@ -1,0 +1,111 @@
+"""
+Fan-out inside one server process.
+
+Stock Channels puts every socket in the channel-layer group, so one event costs one
+channel message per socket (``../PERFORMANCE.md``: ~50x the asyncio floor). Here each
+process has one *hub* per event loop: the hub alone is a member of the channel-layer
+groups its local sockets need, receives each event once, and hands the same encoded
+text to every local subscriber. The writer's cost is one ``group_send`` per group,
+independent of the number of sockets and processes listening.
+
+    hub = get_hub(layer)
+    await hub.join("paintbrush.todos.all", subscriber)   # subscriber.deliver(group, text)
+    await hub.leave("paintbrush.todos.all", subscriber)
+
+When the last local subscriber of a group leaves, the hub leaves the group; when it
+has no group left, its receive task ends (nothing leaks past the last socket).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import weakref
+from collections.abc import Awaitable
+from typing import Any, Protocol
+
+logger = logging.getLogger("paintbrush")
+
+__all__ = ["Hub", "Subscriber", "get_hub"]
+
+
+class Subscriber(Protocol):
+    def deliver(self, group: str, text: str) -> Awaitable[None]: ...
+
+
+class Hub:
+    def __init__(self, layer: Any) -> None:
+        self.layer = layer
+        self.members: dict[str, set[Subscriber]] = {}
+        self.channel: str | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._lock = asyncio.Lock()
+
+    async def join(self, group: str, subscriber: Subscriber) -> None:
+        async with self._lock:
+            if self.channel is None:
+                self.channel = await self.layer.new_channel("paintbrush.hub.")
+            local = self.members.setdefault(group, set())
+            if not local:
+                await self.layer.group_add(group, self.channel)
+            local.add(subscriber)
+            if self._task is None or self._task.done():
+                self._task = asyncio.get_running_loop().create_task(self._run(self.channel))
+
+    async def leave(self, group: str, subscriber: Subscriber) -> None:
+        async with self._lock:
+            local = self.members.get(group)
+            if local is None or subscriber not in local:
+                return
+            local.discard(subscriber)
+            if local:
+                return
+            del self.members[group]
+            assert self.channel is not None
+            await self.layer.group_discard(group, self.channel)
+            if not self.members and self._task is not None:
+                self._task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await self._task
+                self._task = None
+
+    async def _run(self, channel: str) -> None:
+        refresh = getattr(self.layer, "group_expiry", None)
+        while True:
+            try:
+                if refresh:
+                    # Channel layers expire group membership (a day by default); a
+                    # long-lived hub renews its groups well before that.
+                    message = await asyncio.wait_for(self.layer.receive(channel), refresh / 2)
+                else:
+                    message = await self.layer.receive(channel)
+            except asyncio.TimeoutError:
+                for group in list(self.members):
+                    await self.layer.group_add(group, channel)
+                continue
+            group = message.get("group")
+            text = message.get("text")
+            if not isinstance(group, str) or not isinstance(text, str):
+                continue
+            for subscriber in list(self.members.get(group, ())):
+                try:
+                    await subscriber.deliver(group, text)
+                except Exception:  # one broken socket must not stop the others
+                    logger.exception("Paintbrush: delivery to %r failed", subscriber)
+
+
+_hubs: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[int, Hub]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def get_hub(layer: Any) -> Hub:
+    """The hub of ``layer`` for the running event loop (one per process in a server;
+    tests that run several loops get one each)."""
+    loop = asyncio.get_running_loop()
+    hubs = _hubs.setdefault(loop, {})
+    hub = hubs.get(id(layer))
+    if hub is None or hub.layer is not layer:
+        hub = hubs[id(layer)] = Hub(layer)
+    return hub

@@ -1,0 +1,25 @@
+"""
+WebSocket routes, for the project's ASGI application:
+
+    from channels.auth import AuthMiddlewareStack
+    from channels.routing import ProtocolTypeRouter, URLRouter
+    from channels.security.websocket import AllowedHostsOriginValidator
+    from paintbrush.routing import websocket_urlpatterns
+
+    application = ProtocolTypeRouter({
+        "http": get_asgi_application(),
+        "websocket": AllowedHostsOriginValidator(
+            AuthMiddlewareStack(URLRouter(websocket_urlpatterns))
+        ),
+    })
+"""
+
+from __future__ import annotations
+
+from django.urls import re_path
+
+from .consumers import LiveConsumer
+
+websocket_urlpatterns = [
+    re_path(r"^ws/?$", LiveConsumer.as_asgi(), name="paintbrush-ws"),
+]

@@ -1,0 +1,69 @@
+"""
+Paintbrush's settings: one ``PAINTBRUSH`` dict in the Django settings module.
+
+    PAINTBRUSH = {
+        "MAX_FRAME_BYTES": 64 * 1024,
+        "DOC_COALESCE_SECONDS": 0.05,
+    }
+
+Read them through ``pb_settings.MAX_FRAME_BYTES``: values are looked up lazily and the
+cache is dropped on Django's ``setting_changed``, so ``override_settings`` works.
+Values are validated by the system checks in ``paintbrush.checks``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.conf import settings
+from django.core.signals import setting_changed
+
+DEFAULTS: dict[str, Any] = {
+    # Largest text frame a socket may send, in bytes; larger ones get ``too_large``.
+    "MAX_FRAME_BYTES": 64 * 1024,
+    # Changes to role documents committed within this window are pushed as one.
+    "DOC_COALESCE_SECONDS": 0.05,
+    # Channel layer alias used to carry events between processes.
+    "CHANNEL_LAYER": "default",
+    # Dotted path of the project's role-document declaration (``paintbrush.documents``).
+    "DOCUMENTS": None,
+    # Modules named so in each installed app are imported at start-up to register resources.
+    "AUTODISCOVER_MODULE": "live",
+}
+
+
+class PaintbrushSettings:
+    """Attribute access to ``settings.PAINTBRUSH`` with ``DEFAULTS`` filled in."""
+
+    def __init__(self, defaults: dict[str, Any]) -> None:
+        self._defaults = defaults
+        self._cached: set[str] = set()
+
+    @property
+    def user_settings(self) -> dict[str, Any]:
+        value = getattr(settings, "PAINTBRUSH", {})
+        return value if isinstance(value, dict) else {}
+
+    def __getattr__(self, name: str) -> Any:
+        if name not in self._defaults:
+            raise AttributeError(f"Invalid Paintbrush setting: {name!r}")
+        value = self.user_settings.get(name, self._defaults[name])
+        self._cached.add(name)
+        setattr(self, name, value)
+        return value
+
+    def reload(self) -> None:
+        for name in self._cached:
+            delattr(self, name)
+        self._cached.clear()
+
+
+pb_settings = PaintbrushSettings(DEFAULTS)
+
+
+def _reload(*, setting: str, **kwargs: Any) -> None:
+    if setting == "PAINTBRUSH":
+        pb_settings.reload()
+
+
+setting_changed.connect(_reload, dispatch_uid="paintbrush.settings.reload")

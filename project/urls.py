@@ -1,0 +1,16 @@
+from django.contrib import admin
+from django.contrib.auth import views as auth_views
+from django.urls import include, path
+
+from .demo import views
+
+urlpatterns = [
+    path("", views.home, name="home"),
+    path("todos/", views.page, {"template": "todos.html"}, name="todos"),
+    path("checklists/", views.page, {"template": "checklists.html"}, name="checklists"),
+    path("notes/", views.page, {"template": "notes.html"}, name="notes"),
+    path("accounts/login/", auth_views.LoginView.as_view(), name="login"),
+    path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("admin/", admin.site.urls),
+    path("api/", include("paintbrush.urls")),
+]
