@@ -39,47 +39,65 @@ def check_resources(registry: ResourceRegistry | None = None, **kwargs: Any) -> 
     for resource in registry.registrations:
         label = f"{resource.model._meta.label}"
         if names[resource.name] > 1:
-            errors.append(Error(
-                f"Two resources are named {resource.name!r}.",
-                hint="Give each register() call its own name.",
-                obj=resource, id="paintbrush.E001",
-            ))
+            errors.append(
+                Error(
+                    f"Two resources are named {resource.name!r}.",
+                    hint="Give each register() call its own name.",
+                    obj=resource,
+                    id="paintbrush.E001",
+                )
+            )
         if resource.name in RESERVED_NAMES or not _NAME.match(resource.name):
-            errors.append(Error(
-                f"{resource.name!r} cannot be a resource name.",
-                hint=f"Names are 1-60 letters, digits, '-' or '_', and not one of {sorted(RESERVED_NAMES)} "
-                "(reserved for role documents).",
-                obj=resource, id="paintbrush.E002",
-            ))
+            errors.append(
+                Error(
+                    f"{resource.name!r} cannot be a resource name.",
+                    hint=f"Names are 1-60 letters, digits, '-' or '_', and not one of {sorted(RESERVED_NAMES)} "
+                    "(reserved for role documents).",
+                    obj=resource,
+                    id="paintbrush.E002",
+                )
+            )
         if resource.live and resource.version_field is None:
-            errors.append(Error(
-                f"Live resource {resource.name!r}: model {label} has no VersionField.",
-                hint="Inherit paintbrush.models.LiveModel, or add version = paintbrush.fields.VersionField().",
-                obj=resource, id="paintbrush.E003",
-            ))
+            errors.append(
+                Error(
+                    f"Live resource {resource.name!r}: model {label} has no VersionField.",
+                    hint="Inherit paintbrush.models.LiveModel, or add version = paintbrush.fields.VersionField().",
+                    obj=resource,
+                    id="paintbrush.E003",
+                )
+            )
         if isinstance(resource.notify, str) and resource.notify != resource.name:
-            errors.append(Error(
-                f"Resource {resource.name!r} has notify={resource.notify!r}: the topic is the name.",
-                hint=f"Use notify=True, or name={resource.notify!r}.",
-                obj=resource, id="paintbrush.E006",
-            ))
+            errors.append(
+                Error(
+                    f"Resource {resource.name!r} has notify={resource.notify!r}: the topic is the name.",
+                    hint=f"Use notify=True, or name={resource.notify!r}.",
+                    obj=resource,
+                    id="paintbrush.E006",
+                )
+            )
         if models[resource.model] > 1:
-            errors.append(Error(
-                f"Model {label} is registered as more than one resource.",
-                hint="Register each model once; customise one Resource instead.",
-                obj=resource, id="paintbrush.E007",
-            ))
+            errors.append(
+                Error(
+                    f"Model {label} is registered as more than one resource.",
+                    hint="Register each model once; customise one Resource instead.",
+                    obj=resource,
+                    id="paintbrush.E007",
+                )
+            )
         overridden = type(resource).get_queryset is not Resource.get_queryset
         keys_kept = type(resource).event_keys is Resource.event_keys or (
             type(resource).subscription_keys is Resource.subscription_keys
         )
         if resource.live and overridden and keys_kept:
-            errors.append(Warning(
-                f"Resource {resource.name!r} overrides get_queryset() but not event_keys() and "
-                "subscription_keys(): its events may reach users its queryset hides rows from.",
-                hint="Override both key hooks to partition events as the queryset does, or use owner_field.",
-                obj=resource, id="paintbrush.W001",
-            ))
+            errors.append(
+                Warning(
+                    f"Resource {resource.name!r} overrides get_queryset() but not event_keys() and "
+                    "subscription_keys(): its events may reach users its queryset hides rows from.",
+                    hint="Override both key hooks to partition events as the queryset does, or use owner_field.",
+                    obj=resource,
+                    id="paintbrush.W001",
+                )
+            )
     return errors
 
 
@@ -92,12 +110,14 @@ def check_channel_layer(registry: ResourceRegistry | None = None, **kwargs: Any)
     alias = pb_settings.CHANNEL_LAYER
     layers = getattr(settings, "CHANNEL_LAYERS", None) or {}
     if alias not in layers or "BACKEND" not in layers[alias]:
-        return [Error(
-            f"Live resources need a channel layer, but CHANNEL_LAYERS has no {alias!r} with a BACKEND.",
-            hint='Set CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}} '
-            "for one process, or channels_redis for several.",
-            id="paintbrush.E004",
-        )]
+        return [
+            Error(
+                f"Live resources need a channel layer, but CHANNEL_LAYERS has no {alias!r} with a BACKEND.",
+                hint='Set CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}} '
+                "for one process, or channels_redis for several.",
+                id="paintbrush.E004",
+            )
+        ]
     return []
 
 
@@ -107,19 +127,27 @@ def check_settings(**kwargs: Any) -> list[CheckMessage]:
         return [Error(f"PAINTBRUSH must be a dict, not {type(user).__name__}.", id="paintbrush.E005")]
     errors: list[CheckMessage] = []
     for key in sorted(set(user) - set(DEFAULTS)):
-        errors.append(Error(
-            f"Unknown PAINTBRUSH setting {key!r}.",
-            hint=f"Known settings: {sorted(DEFAULTS)}.", id="paintbrush.E005",
-        ))
+        errors.append(
+            Error(
+                f"Unknown PAINTBRUSH setting {key!r}.",
+                hint=f"Known settings: {sorted(DEFAULTS)}.",
+                id="paintbrush.E005",
+            )
+        )
     frame = user.get("MAX_FRAME_BYTES", DEFAULTS["MAX_FRAME_BYTES"])
     if not isinstance(frame, int) or isinstance(frame, bool) or frame <= 0:
-        errors.append(Error(
-            f"PAINTBRUSH['MAX_FRAME_BYTES'] must be a positive int, not {frame!r}.", id="paintbrush.E005",
-        ))
+        errors.append(
+            Error(
+                f"PAINTBRUSH['MAX_FRAME_BYTES'] must be a positive int, not {frame!r}.",
+                id="paintbrush.E005",
+            )
+        )
     window = user.get("DOC_COALESCE_SECONDS", DEFAULTS["DOC_COALESCE_SECONDS"])
     if not isinstance(window, int | float) or isinstance(window, bool) or window < 0:
-        errors.append(Error(
-            f"PAINTBRUSH['DOC_COALESCE_SECONDS'] must be a number >= 0, not {window!r}.",
-            id="paintbrush.E005",
-        ))
+        errors.append(
+            Error(
+                f"PAINTBRUSH['DOC_COALESCE_SECONDS'] must be a number >= 0, not {window!r}.",
+                id="paintbrush.E005",
+            )
+        )
     return errors

@@ -46,9 +46,7 @@ def changed_fields(before: dict[str, Any], after: dict[str, Any]) -> dict[str, A
 
     ``version`` is left out: it travels beside ``fields`` in every event."""
     return {
-        key: value
-        for key, value in after.items()
-        if key != "version" and (key not in before or before[key] != value)
+        key: value for key, value in after.items() if key != "version" and (key not in before or before[key] != value)
     }
 
 
@@ -61,9 +59,7 @@ def create_event(resource: str, item: dict[str, Any]) -> dict[str, Any]:
     return {"resource": resource, "action": "create", "item": item}
 
 
-def update_event(
-    resource: str, id: Any, fields: dict[str, Any], version: int | None
-) -> dict[str, Any]:
+def update_event(resource: str, id: Any, fields: dict[str, Any], version: int | None) -> dict[str, Any]:
     return {"resource": resource, "action": "update", "id": id, "fields": fields, "version": version}
 
 

@@ -80,7 +80,7 @@ class Hub:
                     message = await asyncio.wait_for(self.layer.receive(channel), refresh / 2)
                 else:
                     message = await self.layer.receive(channel)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 for group in list(self.members):
                     await self.layer.group_add(group, channel)
                 continue
@@ -95,9 +95,7 @@ class Hub:
                     logger.exception("Paintbrush: delivery to %r failed", subscriber)
 
 
-_hubs: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[int, Hub]] = (
-    weakref.WeakKeyDictionary()
-)
+_hubs: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[int, Hub]] = weakref.WeakKeyDictionary()
 
 
 def get_hub(layer: Any) -> Hub:

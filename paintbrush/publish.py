@@ -66,8 +66,12 @@ def _values(resource: Resource, obj: Model, only: Any) -> dict[str, Any]:
 
 
 def on_pre_save(
-    sender: type[Model], instance: Model, raw: bool = False, using: str = "default",
-    update_fields: Any = None, **kwargs: Any,
+    sender: type[Model],
+    instance: Model,
+    raw: bool = False,
+    using: str = "default",
+    update_fields: Any = None,
+    **kwargs: Any,
 ) -> None:
     resource = site.for_model(sender)
     if resource is None or raw:
@@ -92,8 +96,12 @@ def on_pre_save(
 
 
 def on_post_save(
-    sender: type[Model], instance: Model, created: bool = False, raw: bool = False,
-    using: str = "default", **kwargs: Any,
+    sender: type[Model],
+    instance: Model,
+    created: bool = False,
+    raw: bool = False,
+    using: str = "default",
+    **kwargs: Any,
 ) -> None:
     before: _Before | None = instance.__dict__.pop(_STATE, None)
     resource = site.for_model(sender)

@@ -234,8 +234,6 @@ class ResourceRegistry:
 site = ResourceRegistry()
 
 
-def register(
-    model: type[models.Model], resource_class: type[Resource] = Resource, **options: Any
-) -> Resource:
+def register(model: type[models.Model], resource_class: type[Resource] = Resource, **options: Any) -> Resource:
     """Declare ``model`` as a resource on the default registry; returns the Resource."""
     return site.register(model, resource_class, **options)

@@ -88,7 +88,7 @@ class LiveModelViewSet(viewsets.ModelViewSet):  # type: ignore[type-arg]
             serializer = self.get_serializer(instance, data=request.data, partial=True)
             serializer.is_valid(raise_exception=True)
             self.perform_update(serializer)
-        return self._with_etag(Response(serializer.data), serializer.instance)
+        return self._with_etag(Response(serializer.data), instance)
 
     def destroy(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         with transaction.atomic():

@@ -92,7 +92,12 @@ if os.environ.get("REDIS_URL"):
             "BACKEND": "channels_redis.core.RedisChannelLayer",
             # Each server process listens on one hub channel (paintbrush.hub); give it
             # room for bursts rather than the default 100 messages.
-            "CONFIG": {"hosts": [os.environ["REDIS_URL"]], "capacity": 10_000},
+            "CONFIG": {
+                "hosts": [os.environ["REDIS_URL"]],
+                "capacity": 10_000,
+                # Lets the tests isolate runs that share one Redis server.
+                "prefix": os.environ.get("PAINTBRUSH_TEST_LAYER_PREFIX", "asgi"),
+            },
         }
     }
 else:

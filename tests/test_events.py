@@ -58,9 +58,7 @@ class EventTests(TransactionTestCase):
         await subscribe(ws, "todos")
         response = await self.async_client.delete(f"/api/todos/{todo.pk}/")
         self.assertEqual(response.status_code, 204)
-        self.assertEqual(
-            await receive(ws), {"resource": "todos", "action": "delete", "id": str(todo.pk), "version": 3}
-        )
+        self.assertEqual(await receive(ws), {"resource": "todos", "action": "delete", "id": str(todo.pk), "version": 3})
         await ws.disconnect()
 
     async def test_a_save_that_changes_nothing_publishes_nothing_and_keeps_the_version(self) -> None:
@@ -73,7 +71,13 @@ class EventTests(TransactionTestCase):
         # The next frame is the rename, at version 2: the no-op neither published nor bumped.
         self.assertEqual(
             await receive(ws),
-            {"resource": "todos", "action": "update", "id": str(todo.pk), "fields": {"title": "oat milk"}, "version": 2},
+            {
+                "resource": "todos",
+                "action": "update",
+                "id": str(todo.pk),
+                "fields": {"title": "oat milk"},
+                "version": 2,
+            },
         )
         await ws.disconnect()
 
@@ -131,9 +135,7 @@ class EventTests(TransactionTestCase):
         def save_in_admin() -> int:
             client = Client()
             client.force_login(admin)
-            response = client.post(
-                f"/admin/demo/todo/{todo.pk}/change/", {"title": "milk (admin)", "done": "on"}
-            )
+            response = client.post(f"/admin/demo/todo/{todo.pk}/change/", {"title": "milk (admin)", "done": "on"})
             return response.status_code
 
         self.assertEqual(await sync_to_async(save_in_admin)(), 302)

@@ -44,7 +44,12 @@ class RestTests(TestCase):
     def test_read_only_fields_are_ignored_when_written(self) -> None:
         body = self.post(
             "/api/todos",
-            {"title": "t", "id": "00000000-0000-0000-0000-000000000000", "version": 99, "created_at": "2000-01-01T00:00:00Z"},
+            {
+                "title": "t",
+                "id": "00000000-0000-0000-0000-000000000000",
+                "version": 99,
+                "created_at": "2000-01-01T00:00:00Z",
+            },
         ).json()
         self.assertNotEqual(body["id"], "00000000-0000-0000-0000-000000000000")
         self.assertEqual(body["version"], 1)
@@ -102,7 +107,9 @@ class RestTests(TestCase):
         with self.captureOnCommitCallbacks(execute=True) as callbacks:
             for method in (self.client.put, self.client.patch):
                 response = method(
-                    f"/api/todos/{todo.pk}", {"title": "c"}, content_type="application/json",
+                    f"/api/todos/{todo.pk}",
+                    {"title": "c"},
+                    content_type="application/json",
                     headers={"If-Match": '"1"'},
                 )
                 self.assertEqual(response.status_code, 412)

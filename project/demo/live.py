@@ -34,7 +34,7 @@ class OrderPermission(permissions.IsAuthenticated):
     def has_object_permission(self, request: Any, view: Any, obj: Any) -> bool:
         if request.method in permissions.SAFE_METHODS or request.user.is_staff:
             return True
-        return obj.status == Order.Status.PENDING
+        return bool(obj.status == Order.Status.PENDING)
 
 
 class OrderSerializer(serializers.ModelSerializer):  # type: ignore[type-arg]

@@ -26,8 +26,11 @@ class Command(BaseCommand):
             if User.objects.filter(username=username).exists():
                 continue
             User.objects.create_user(
-                username, email=f"{username}@example.com", password=username,
-                is_staff=staff, is_superuser=staff,
+                username,
+                email=f"{username}@example.com",
+                password=username,
+                is_staff=staff,
+                is_superuser=staff,
             )
             self.stdout.write(f"created user {username}")
         for name, price in PRODUCTS:

@@ -1,0 +1,74 @@
+"""One test per system check id (paintbrush.checks)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.core.management import call_command
+from django.db import models
+from django.test import SimpleTestCase, override_settings
+
+from paintbrush import checks
+from paintbrush.resources import Resource, ResourceRegistry
+from project.demo.models import Checklist, Note, Todo
+
+
+def ids(messages: list[Any]) -> list[str]:
+    return [m.id for m in messages]
+
+
+class CheckTests(SimpleTestCase):
+    def registry(self, *entries: tuple[Any, dict[str, Any]]) -> ResourceRegistry:
+        registry = ResourceRegistry()
+        for model, options in entries:
+            resource_class = options.pop("resource_class", Resource)
+            registry.register(model, resource_class, **options)
+        return registry
+
+    def test_the_demo_project_passes_every_check(self) -> None:
+        call_command("check", "--fail-level", "WARNING")
+
+    def test_e001_two_resources_with_one_name(self) -> None:
+        registry = self.registry((Todo, {"name": "items"}), (Checklist, {"name": "items"}))
+        self.assertEqual(ids(checks.check_resources(registry)), ["paintbrush.E001", "paintbrush.E001"])
+
+    def test_e002_the_reserved_name_doc_or_an_unusable_name(self) -> None:
+        registry = self.registry((Todo, {"name": "doc"}), (Checklist, {"name": "has space"}))
+        self.assertEqual(ids(checks.check_resources(registry)), ["paintbrush.E002", "paintbrush.E002"])
+
+    def test_e003_a_live_model_without_a_version_field(self) -> None:
+        registry = self.registry((Note, {"notify": "notes"}))
+        messages = checks.check_resources(registry)
+        self.assertEqual(ids(messages), ["paintbrush.E003"])
+        self.assertIn("VersionField", str(messages[0].hint))
+
+    def test_a_rest_only_model_needs_no_version_field(self) -> None:
+        self.assertEqual(checks.check_resources(self.registry((Note, {"name": "notes"}))), [])
+
+    @override_settings(CHANNEL_LAYERS={})
+    def test_e004_live_resources_without_a_channel_layer(self) -> None:
+        registry = self.registry((Todo, {"notify": "todos"}))
+        self.assertEqual(ids(checks.check_channel_layer(registry)), ["paintbrush.E004"])
+        self.assertEqual(checks.check_channel_layer(self.registry((Note, {"name": "notes"}))), [])
+
+    @override_settings(PAINTBRUSH={"MAX_FRAME_BYTES": -1, "DOC_COALESCE_SECONDS": "soon", "TYPO": 1})
+    def test_e005_unknown_or_bad_settings(self) -> None:
+        messages = checks.check_settings()
+        self.assertEqual(ids(messages), ["paintbrush.E005"] * 3)
+        self.assertIn("TYPO", messages[0].msg)
+
+    def test_e006_notify_naming_another_topic(self) -> None:
+        registry = self.registry((Todo, {"name": "todos", "notify": "tasks"}))
+        self.assertEqual(ids(checks.check_resources(registry)), ["paintbrush.E006"])
+
+    def test_e007_one_model_registered_twice(self) -> None:
+        registry = self.registry((Todo, {"notify": "todos"}), (Todo, {"name": "tasks"}))
+        self.assertEqual(ids(checks.check_resources(registry)), ["paintbrush.E007", "paintbrush.E007"])
+
+    def test_w001_a_filtered_queryset_without_event_keys(self) -> None:
+        class Mine(Resource):
+            def get_queryset(self, user: Any) -> models.QuerySet[Any]:
+                return super().get_queryset(user).filter(done=False)
+
+        registry = self.registry((Todo, {"notify": "todos", "resource_class": Mine}))
+        self.assertEqual(ids(checks.check_resources(registry)), ["paintbrush.W001"])
