@@ -1,0 +1,387 @@
+import { afterEach, beforeEach, describe, it, mock } from "node:test";
+import assert from "node:assert/strict";
+
+import { effect } from "../../paintbrush/static/paintbrush/signals.js";
+import { LiveSocket, connect, getSocket } from "../../paintbrush/static/paintbrush/socket.js";
+
+/** A WebSocket class whose instances the test drives by hand. */
+function fakeWebSocketClass() {
+  return class FakeWebSocket {
+    static instances = [];
+
+    constructor(url) {
+      this.url = url;
+      this.sent = [];
+      this.closeCalls = 0;
+      FakeWebSocket.instances.push(this);
+    }
+
+    static get last() {
+      return FakeWebSocket.instances.at(-1);
+    }
+
+    send(data) {
+      this.sent.push(JSON.parse(data));
+    }
+
+    close() {
+      this.closeCalls++;
+    }
+
+    // Driven by the test, as the browser would.
+    open() {
+      this.onopen?.({});
+    }
+
+    receive(message) {
+      this.onmessage?.({ data: typeof message === "string" ? message : JSON.stringify(message) });
+    }
+
+    drop() {
+      this.onclose?.({ code: 1006 });
+    }
+  };
+}
+
+const URL = "ws://test/ws";
+let WS;
+let sockets;
+let warn;
+
+function open(options = {}) {
+  const socket = connect(URL, { WebSocket: WS, random: () => 0.5, ...options });
+  sockets.push(socket);
+  return socket;
+}
+
+beforeEach(() => {
+  WS = fakeWebSocketClass();
+  sockets = [];
+  warn = mock.method(console, "warn", () => {});
+});
+
+afterEach(() => {
+  for (const socket of sockets) socket.close();
+  warn.mock.restore();
+});
+
+describe("connect", () => {
+  it("should open a WebSocket to the URL given", () => {
+    const socket = open();
+    assert.ok(socket instanceof LiveSocket);
+    assert.equal(WS.instances.length, 1);
+    assert.equal(WS.last.url, URL);
+  });
+
+  it("should resolve a path against the page's host, with wss on https", (t) => {
+    const saved = globalThis.location;
+    try {
+      globalThis.location = { protocol: "https:", host: "example.com:8443" };
+      sockets.push(connect(undefined, { WebSocket: WS }));
+      sockets.push(connect("/ws/doc", { WebSocket: WS }));
+      globalThis.location = { protocol: "http:", host: "localhost:8000" };
+      sockets.push(connect(undefined, { WebSocket: WS }));
+    } finally {
+      globalThis.location = saved;
+    }
+    assert.deepEqual(WS.instances.map((ws) => ws.url), [
+      "wss://example.com:8443/ws",
+      "wss://example.com:8443/ws/doc",
+      "ws://localhost:8000/ws",
+    ]);
+  });
+});
+
+describe("getSocket", () => {
+  it("should return one shared socket for the page, on the default URL", () => {
+    const saved = { location: globalThis.location, WebSocket: globalThis.WebSocket };
+    try {
+      globalThis.location = { protocol: "http:", host: "page.test" };
+      globalThis.WebSocket = WS;
+      const first = getSocket();
+      sockets.push(first);
+      assert.equal(getSocket(), first);
+      assert.equal(WS.instances.length, 1);
+      assert.equal(WS.last.url, "ws://page.test/ws");
+      first.close();
+      const second = getSocket();
+      sockets.push(second);
+      assert.notEqual(second, first);
+    } finally {
+      Object.assign(globalThis, saved);
+    }
+  });
+});
+
+describe("LiveSocket", () => {
+  describe("connected", () => {
+    it("should be true while the connection is open", () => {
+      const socket = open();
+      const seen = [];
+      effect(() => seen.push(socket.connected.get()));
+      WS.last.open();
+      WS.last.drop();
+      assert.deepEqual(seen, [false, true, false]);
+    });
+  });
+
+  describe("subscribe", () => {
+    it("should send opendoc with a snapshot at once when open", () => {
+      const socket = open();
+      WS.last.open();
+      socket.subscribe("todos", () => {});
+      assert.deepEqual(WS.last.sent, [{ action: "opendoc", resource: "todos", snapshot: true }]);
+    });
+
+    it("should not send while connecting, and open the subscription once connected", () => {
+      const socket = open();
+      socket.subscribe("todos", () => {});
+      assert.deepEqual(WS.last.sent, []);
+      WS.last.open();
+      assert.deepEqual(WS.last.sent, [{ action: "opendoc", resource: "todos", snapshot: true }]);
+    });
+
+    it("should deliver only the messages of its resource", () => {
+      const socket = open();
+      WS.last.open();
+      const todos = mock.fn();
+      const notes = mock.fn();
+      socket.subscribe("todos", todos);
+      socket.subscribe("checklists", notes);
+      WS.last.receive({ type: "opened", resource: "todos" });
+      WS.last.receive({ resource: "todos", action: "delete", id: "a", version: 2 });
+      WS.last.receive({ resource: "orders", action: "delete", id: 1, version: 2 });
+      assert.equal(todos.mock.callCount(), 2);
+      assert.deepEqual(todos.mock.calls[1].arguments[0], { resource: "todos", action: "delete", id: "a", version: 2 });
+      assert.equal(notes.mock.callCount(), 0);
+    });
+
+    it("should deliver the errors about its resource to it, not to errors", () => {
+      const socket = open();
+      WS.last.open();
+      const handler = mock.fn();
+      socket.subscribe("notes", handler);
+      const error = {
+        type: "error", error: "unknown_resource", message: "not live",
+        request: { action: "opendoc", resource: "notes" },
+      };
+      WS.last.receive(error);
+      assert.deepEqual(handler.mock.calls[0].arguments[0], error);
+      assert.equal(socket.errors.peek(), null);
+    });
+
+    it("should deliver document pushes to the doc resource", () => {
+      const socket = open();
+      WS.last.open();
+      const handler = mock.fn();
+      socket.subscribe("doc", handler);
+      WS.last.receive({ type: "doc", doc: { role: "admin" } });
+      assert.deepEqual(handler.mock.calls[0].arguments[0], { type: "doc", doc: { role: "admin" } });
+    });
+
+    it("should share one server subscription between subscribers of a resource", () => {
+      const socket = open();
+      WS.last.open();
+      const first = mock.fn();
+      const second = mock.fn();
+      const stopFirst = socket.subscribe("todos", first);
+      const stopSecond = socket.subscribe("todos", second);
+      WS.last.receive({ resource: "todos", action: "delete", id: "a", version: 2 });
+      assert.equal(first.mock.callCount(), 1);
+      assert.equal(second.mock.callCount(), 1);
+      stopFirst();
+      stopFirst();
+      assert.equal(WS.last.sent.length, 1);
+      stopSecond();
+      assert.deepEqual(WS.last.sent, [
+        { action: "opendoc", resource: "todos", snapshot: true },
+        { action: "closedoc", resource: "todos" },
+      ]);
+    });
+
+    it("should count the same handler subscribed twice as two subscribers", () => {
+      const socket = open();
+      WS.last.open();
+      const handler = mock.fn();
+      const stop = socket.subscribe("todos", handler);
+      socket.subscribe("todos", handler);
+      stop();
+      WS.last.receive({ resource: "todos", action: "delete", id: "a", version: 2 });
+      assert.equal(handler.mock.callCount(), 1);
+      assert.equal(WS.last.sent.length, 1);
+    });
+
+    it("should stop delivering after unsubscribe, even within the same message", () => {
+      const socket = open();
+      WS.last.open();
+      let stopSecond;
+      const first = mock.fn(() => stopSecond());
+      const second = mock.fn();
+      socket.subscribe("todos", first);
+      stopSecond = socket.subscribe("todos", second);
+      WS.last.receive({ resource: "todos", action: "delete", id: "a", version: 2 });
+      assert.equal(first.mock.callCount(), 1);
+      assert.equal(second.mock.callCount(), 0);
+    });
+
+    it("should keep delivering to other handlers when one throws", () => {
+      const socket = open();
+      WS.last.open();
+      const error = mock.method(console, "error", () => {});
+      const saved = globalThis.reportError;
+      delete globalThis.reportError;
+      try {
+        const second = mock.fn();
+        socket.subscribe("todos", () => { throw new Error("handler bug"); });
+        socket.subscribe("todos", second);
+        WS.last.receive({ resource: "todos", action: "delete", id: "a", version: 2 });
+        assert.equal(second.mock.callCount(), 1);
+        assert.match(String(error.mock.calls[0].arguments[0]), /handler bug/);
+      } finally {
+        error.mock.restore();
+        if (saved) globalThis.reportError = saved;
+      }
+    });
+
+    it("should send closedoc only while open", () => {
+      const socket = open();
+      const stop = socket.subscribe("todos", () => {});
+      stop();
+      WS.last.open();
+      assert.deepEqual(WS.last.sent, []);
+    });
+  });
+
+  describe("errors", () => {
+    it("should hold the last error about no subscribed resource, and warn", () => {
+      const socket = open();
+      WS.last.open();
+      const error = { type: "error", error: "bad_json", message: "not JSON", request: null };
+      WS.last.receive(error);
+      assert.deepEqual(socket.errors.peek(), error);
+      assert.equal(warn.mock.callCount(), 1);
+    });
+
+    it("should ignore a frame that is not JSON, with a warning", () => {
+      const socket = open();
+      WS.last.open();
+      WS.last.receive("{nope");
+      assert.equal(socket.errors.peek(), null);
+      assert.equal(warn.mock.callCount(), 1);
+    });
+  });
+
+  describe("reconnecting", () => {
+    it("should reconnect after an unasked close, with a backoff that grows and is jittered", (t) => {
+      t.mock.timers.enable({ apis: ["setTimeout"] });
+      const jitter = [0, 1, 0.5];
+      open({ random: () => jitter.shift(), backoff: { initial: 100, max: 1000, factor: 2 } });
+      WS.last.drop();
+      // Attempt 1: ceiling 100, jitter 0 -> 50 ms.
+      t.mock.timers.tick(49);
+      assert.equal(WS.instances.length, 1);
+      t.mock.timers.tick(1);
+      assert.equal(WS.instances.length, 2);
+      WS.last.drop();
+      // Attempt 2: ceiling 200, jitter 1 -> 200 ms.
+      t.mock.timers.tick(199);
+      assert.equal(WS.instances.length, 2);
+      t.mock.timers.tick(1);
+      assert.equal(WS.instances.length, 3);
+      WS.last.drop();
+      // Attempt 3: ceiling 400, jitter 0.5 -> 300 ms.
+      t.mock.timers.tick(299);
+      assert.equal(WS.instances.length, 3);
+      t.mock.timers.tick(1);
+      assert.equal(WS.instances.length, 4);
+    });
+
+    it("should never wait longer than the maximum", (t) => {
+      t.mock.timers.enable({ apis: ["setTimeout"] });
+      open({ random: () => 0.999999, backoff: { initial: 100, max: 300, factor: 10 } });
+      for (let i = 0; i < 5; i++) {
+        WS.last.drop();
+        t.mock.timers.tick(300);
+      }
+      assert.equal(WS.instances.length, 6);
+    });
+
+    it("should start the backoff over after a successful open", (t) => {
+      t.mock.timers.enable({ apis: ["setTimeout"] });
+      open({ random: () => 0, backoff: { initial: 100, max: 10000, factor: 2 } });
+      WS.last.drop();
+      t.mock.timers.tick(50);
+      WS.last.drop();
+      t.mock.timers.tick(100);
+      WS.last.open();
+      WS.last.drop();
+      t.mock.timers.tick(49);
+      assert.equal(WS.instances.length, 3);
+      t.mock.timers.tick(1);
+      assert.equal(WS.instances.length, 4);
+    });
+
+    it("should re-open every current subscription with a snapshot", (t) => {
+      t.mock.timers.enable({ apis: ["setTimeout"] });
+      const socket = open();
+      WS.last.open();
+      socket.subscribe("todos", () => {});
+      socket.subscribe("doc", () => {});
+      const stop = socket.subscribe("checklists", () => {});
+      stop();
+      WS.last.drop();
+      t.mock.timers.tick(30000);
+      assert.equal(WS.instances.length, 2);
+      WS.last.open();
+      assert.deepEqual(WS.last.sent, [
+        { action: "opendoc", resource: "todos", snapshot: true },
+        { action: "opendoc", resource: "doc", snapshot: true },
+      ]);
+    });
+
+    it("should drop what is sent while disconnected", () => {
+      const socket = open();
+      WS.last.open();
+      WS.last.drop();
+      socket.subscribe("todos", () => {});
+      assert.deepEqual(WS.last.sent, []);
+    });
+
+    it("should ignore the messages of a connection it has replaced", (t) => {
+      t.mock.timers.enable({ apis: ["setTimeout"] });
+      const socket = open();
+      const handler = mock.fn();
+      socket.subscribe("todos", handler);
+      const old = WS.last;
+      old.open();
+      old.drop();
+      t.mock.timers.tick(30000);
+      old.receive({ resource: "todos", action: "delete", id: "a", version: 2 });
+      assert.equal(handler.mock.callCount(), 0);
+    });
+  });
+
+  describe("close", () => {
+    it("should close the connection and never reconnect", (t) => {
+      t.mock.timers.enable({ apis: ["setTimeout"] });
+      const socket = open();
+      WS.last.open();
+      const ws = WS.last;
+      socket.close();
+      ws.drop();
+      t.mock.timers.tick(60000);
+      assert.equal(ws.closeCalls, 1);
+      assert.equal(WS.instances.length, 1);
+      assert.equal(socket.connected.peek(), false);
+    });
+
+    it("should cancel a reconnect already scheduled", (t) => {
+      t.mock.timers.enable({ apis: ["setTimeout"] });
+      const socket = open();
+      WS.last.drop();
+      socket.close();
+      t.mock.timers.tick(60000);
+      assert.equal(WS.instances.length, 1);
+    });
+  });
+});

@@ -1,0 +1,116 @@
+"""The demo as a user sees it: real headless Chromium against a live Daphne server.
+
+Two pages on /todos/: add a todo in one, it appears in the other without reload;
+toggle it in the other, the first sees it; change it in the Django admin, both see it.
+"""
+
+from __future__ import annotations
+
+import unittest
+from typing import Any
+
+from channels.testing import ChannelsLiveServerTestCase
+from django.contrib.auth import get_user_model
+from django.test import override_settings
+
+from .browser import AVAILABLE, new_driver
+from .utils import IN_MEMORY
+
+WAIT = 15
+
+
+@unittest.skipUnless(AVAILABLE, "needs chromium and chromedriver (scripts/test installs them)")
+@override_settings(CHANNEL_LAYERS=IN_MEMORY)
+class TodosInTwoBrowsersTests(ChannelsLiveServerTestCase):
+    serve_static = True
+
+    def setUp(self) -> None:
+        super().setUp()
+        self.drivers: list[Any] = []
+
+    def tearDown(self) -> None:
+        for driver in self.drivers:
+            driver.quit()
+        super().tearDown()
+
+    def browser(self) -> Any:
+        driver = new_driver()
+        self.drivers.append(driver)
+        return driver
+
+    def wait(self, driver: Any, condition: Any, message: str) -> Any:
+        from selenium.webdriver.support.ui import WebDriverWait
+
+        return WebDriverWait(driver, WAIT).until(condition, message)
+
+    def open_todos(self) -> Any:
+        driver = self.browser()
+        driver.get(f"{self.live_server_url}/todos/")
+        self.wait(driver, lambda d: d.find_element("id", "conn").text == "live", "socket never went live")
+        return driver
+
+    def row(self, driver: Any, title: str) -> Any:
+        for li in driver.find_elements("css selector", "#items li[data-id]"):
+            if li.find_element("css selector", ".title").text == title:
+                return li
+        return None
+
+    def test_two_pages_and_the_admin_stay_in_sync(self) -> None:
+        first, second = self.open_todos(), self.open_todos()
+
+        # Add in the first page: it appears in the second without a reload.
+        box = first.find_element("css selector", "form#create input[name=title]")
+        box.send_keys("Buy milk")
+        box.submit()
+        row = self.wait(second, lambda d: self.row(d, "Buy milk"), "the new todo never reached page two")
+        todo_id = row.get_attribute("data-id")
+        self.wait(first, lambda d: self.row(d, "Buy milk"), "the writer's own page never showed it")
+
+        # Toggle in the second page: the first sees it checked.
+        self.assertFalse(row.find_element("css selector", "input[type=checkbox]").is_selected())
+        row.find_element("css selector", "input[type=checkbox]").click()
+        self.wait(
+            first,
+            lambda d: self.row(d, "Buy milk").find_element("css selector", "input[type=checkbox]").is_selected(),
+            "the toggle never reached page one",
+        )
+
+        # Change it in the Django admin: both pages see the new title.
+        get_user_model().objects.create_superuser("root", "root@example.com", "root-pw")
+        admin = self.browser()
+        admin.get(f"{self.live_server_url}/admin/login/?next=/admin/demo/todo/{todo_id}/change/")
+        admin.find_element("name", "username").send_keys("root")
+        admin.find_element("name", "password").send_keys("root-pw")
+        admin.find_element("css selector", "input[type=submit]").click()
+        title = self.wait(admin, lambda d: d.find_element("name", "title"), "admin change form did not open")
+        title.clear()
+        title.send_keys("Buy oat milk")
+        admin.find_element("name", "_save").click()
+        for page in (first, second):
+            self.wait(page, lambda d: self.row(d, "Buy oat milk"), "the admin's change never reached a page")
+            self.assertIsNone(self.row(page, "Buy milk"))
+
+    def test_a_change_rerenders_only_that_row_and_titles_are_text(self) -> None:
+        page, other = self.open_todos(), self.open_todos()
+        for title in ("one", "<img src=x onerror=window.pwned=1>"):
+            box = other.find_element("css selector", "form#create input[name=title]")
+            box.send_keys(title)
+            box.submit()
+            self.wait(page, lambda d, t=title: self.row(d, t), f"{title!r} never arrived")
+        hostile = self.row(page, "<img src=x onerror=window.pwned=1>")
+        self.assertEqual(hostile.find_elements("css selector", "img"), [])
+        self.assertIsNone(page.execute_script("return window.pwned"))
+
+        # Keep references to both rows' elements, then toggle "one" elsewhere.
+        page.execute_script("window.kept = [...document.querySelectorAll('#items li[data-id]')];")
+        self.row(other, "one").find_element("css selector", "input[type=checkbox]").click()
+        self.wait(
+            page,
+            lambda d: self.row(d, "one").find_element("css selector", "input[type=checkbox]").is_selected(),
+            "the toggle never arrived",
+        )
+        same = page.execute_script(
+            "const now = [...document.querySelectorAll('#items li[data-id]')];"
+            "return now.length === kept.length && now.every((el, i) => el === kept[i]);"
+        )
+        self.assertTrue(same, "an update replaced list elements instead of patching one row")
