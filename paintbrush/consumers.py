@@ -16,19 +16,63 @@ from __future__ import annotations
 import json
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 from channels.layers import get_channel_layer
 
 from . import access, deltas
-from .exceptions import BadJSON, BadMessage, SocketError, TooLarge, UnknownAction, UnknownResource
+from .doc_hub import get_doc_hub
+from .documents import Role, roles
+from .exceptions import BadJSON, BadMessage, Forbidden, SocketError, TooLarge, UnknownAction, UnknownResource
 from .hub import get_hub
 from .resources import Resource, site
 from .settings import pb_settings
 
-__all__ = ["LiveConsumer"]
+__all__ = ["DocConsumer", "LiveConsumer"]
+
+#: The reserved resource name of the role document on the multiplexed socket.
+DOC = "doc"
+
+
+class DocumentMixin:
+    """A socket's subscription to its user's role document (``paintbrush.doc_hub``)."""
+
+    doc_role: Role | None = None
+    doc_group: str | None = None
+    _doc_seq = -1
+    _doc_text: str | None = None
+
+    if TYPE_CHECKING:  # provided by AsyncWebsocketConsumer
+
+        async def send(
+            self, text_data: str | None = None, bytes_data: bytes | None = None, close: bool = False
+        ) -> None: ...
+
+    async def attach_document(self, role: Role, user: Any) -> None:
+        self.doc_role, self.doc_group = role, role.group_of(user)
+        await get_doc_hub(get_channel_layer(pb_settings.CHANNEL_LAYER)).attach(self, role, self.doc_group)
+
+    async def detach_document(self) -> None:
+        if self.doc_role is not None and self.doc_group is not None:
+            hub = get_doc_hub(get_channel_layer(pb_settings.CHANNEL_LAYER))
+            await hub.detach(self, self.doc_role, self.doc_group)
+        self.doc_role = self.doc_group = None
+        self._doc_seq, self._doc_text = -1, None
+
+    async def push_document(self, text: str, seq: int) -> None:
+        # Older than what this socket has (an initial read racing a push), or the
+        # same document again (a change that did not alter it): nothing to send.
+        if seq <= self._doc_seq or text == self._doc_text:
+            return
+        self._doc_seq, self._doc_text = seq, text
+        await self.send(text_data=text)
+
+
+async def _role_for(user: Any) -> Role | None:
+    role: Role | None = await database_sync_to_async(roles.role_for)(user)
+    return role
 
 
 @dataclass
@@ -39,7 +83,7 @@ class _Subscription:
     held: list[str] | None = field(default_factory=list)
 
 
-class LiveConsumer(AsyncWebsocketConsumer):
+class LiveConsumer(DocumentMixin, AsyncWebsocketConsumer):
     """One socket per page; any number of resource subscriptions on it."""
 
     # Events reach sockets through the process hub, not per-socket channels, so the
@@ -59,6 +103,7 @@ class LiveConsumer(AsyncWebsocketConsumer):
     async def disconnect(self, code: int) -> None:
         for name in list(getattr(self, "subscriptions", {})):
             await self._unsubscribe(name)
+        await self.detach_document()
 
     # -- incoming frames ----------------------------------------------------------
 
@@ -91,10 +136,14 @@ class LiveConsumer(AsyncWebsocketConsumer):
             raise BadMessage(f"A message is a JSON object, not {type(message).__name__}.")
         return message
 
-    def resource_of(self, message: dict[str, Any]) -> Resource:
+    def resource_name(self, message: dict[str, Any]) -> str:
         name = message.get("resource")
         if not isinstance(name, str):
             raise BadMessage(f'"{message.get("action")}" needs a string "resource".')
+        return name
+
+    def resource_of(self, message: dict[str, Any]) -> Resource:
+        name = self.resource_name(message)
         resource = site.get(name)
         if resource is None or not resource.live:
             raise UnknownResource(f"No live resource named {name!r}.")
@@ -109,6 +158,8 @@ class LiveConsumer(AsyncWebsocketConsumer):
     # -- actions --------------------------------------------------------------------
 
     async def opendoc(self, message: dict[str, Any]) -> None:
+        if self.resource_name(message) == DOC:
+            return await self.open_document()
         resource = self.resource_of(message)
         snapshot = message.get("snapshot") is True
         user = self.scope.get("user")
@@ -131,7 +182,21 @@ class LiveConsumer(AsyncWebsocketConsumer):
             await self.send(text_data=deltas.encode(deltas.snapshot_event(resource.name, items)))
         await self._release(subscription)
 
+    async def open_document(self) -> None:
+        user = self.scope.get("user")
+        role = await _role_for(user)
+        if role is None:
+            raise Forbidden("The role document needs a signed-in user with a role.")
+        await self.send(text_data=deltas.encode({"type": "opened", "resource": DOC}))
+        if self.doc_role is None:
+            await self.attach_document(role, user)  # sends the current document
+        elif self._doc_text is not None:
+            await self.send(text_data=self._doc_text)
+
     async def closedoc(self, message: dict[str, Any]) -> None:
+        if self.resource_name(message) == DOC:
+            await self.detach_document()
+            return await self.send(text_data=deltas.encode({"type": "closed", "resource": DOC}))
         resource = self.resource_of(message)
         await self._unsubscribe(resource.name)
         await self.send(text_data=deltas.encode({"type": "closed", "resource": resource.name}))
@@ -161,3 +226,25 @@ class LiveConsumer(AsyncWebsocketConsumer):
             subscription.held.append(text)
         else:
             await self.send(text_data=text)
+
+
+class DocConsumer(DocumentMixin, AsyncWebsocketConsumer):
+    """``/ws/doc``: the user's role document on connect, then after every change."""
+
+    channel_layer_alias = LiveConsumer.channel_layer_alias
+
+    async def connect(self) -> None:
+        user = self.scope.get("user")
+        role = await _role_for(user)
+        if role is None:
+            await self.close()  # before accept(): the handshake is refused
+            return
+        await self.accept()
+        await self.attach_document(role, user)
+
+    async def disconnect(self, code: int) -> None:
+        await self.detach_document()
+
+    async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
+        # Read-only socket: anything the client sends is ignored.
+        return None

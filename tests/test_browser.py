@@ -49,6 +49,10 @@ class TodosInTwoBrowsersTests(ChannelsLiveServerTestCase):
         self.wait(driver, lambda d: d.find_element("id", "conn").text == "live", "socket never went live")
         return driver
 
+    def add_todo(self, driver: Any, title: str) -> None:
+        driver.find_element("css selector", "form#create input[name=title]").send_keys(title)
+        driver.find_element("css selector", "form#create button").click()
+
     def row(self, driver: Any, title: str) -> Any:
         for li in driver.find_elements("css selector", "#items li[data-id]"):
             if li.find_element("css selector", ".title").text == title:
@@ -59,9 +63,7 @@ class TodosInTwoBrowsersTests(ChannelsLiveServerTestCase):
         first, second = self.open_todos(), self.open_todos()
 
         # Add in the first page: it appears in the second without a reload.
-        box = first.find_element("css selector", "form#create input[name=title]")
-        box.send_keys("Buy milk")
-        box.submit()
+        self.add_todo(first, "Buy milk")
         row = self.wait(second, lambda d: self.row(d, "Buy milk"), "the new todo never reached page two")
         todo_id = row.get_attribute("data-id")
         self.wait(first, lambda d: self.row(d, "Buy milk"), "the writer's own page never showed it")
@@ -93,9 +95,7 @@ class TodosInTwoBrowsersTests(ChannelsLiveServerTestCase):
     def test_a_change_rerenders_only_that_row_and_titles_are_text(self) -> None:
         page, other = self.open_todos(), self.open_todos()
         for title in ("one", "<img src=x onerror=window.pwned=1>"):
-            box = other.find_element("css selector", "form#create input[name=title]")
-            box.send_keys(title)
-            box.submit()
+            self.add_todo(other, title)
             self.wait(page, lambda d, t=title: self.row(d, t), f"{title!r} never arrived")
         hostile = self.row(page, "<img src=x onerror=window.pwned=1>")
         self.assertEqual(hostile.find_elements("css selector", "img"), [])

@@ -73,7 +73,7 @@ describe("connect", () => {
     assert.equal(WS.last.url, URL);
   });
 
-  it("should resolve a path against the page's host, with wss on https", (t) => {
+  it("should resolve a path against the page's host, with wss on https", () => {
     const saved = globalThis.location;
     try {
       globalThis.location = { protocol: "https:", host: "example.com:8443" };
