@@ -11,6 +11,7 @@ class PaintbrushConfig(AppConfig):
 
     def ready(self) -> None:
         from . import checks as pb_checks
+        from .doc_hub import connect_receivers as connect_document_receivers
         from .publish import connect_receivers
         from .settings import pb_settings
 
@@ -18,5 +19,6 @@ class PaintbrushConfig(AppConfig):
         checks.register(pb_checks.check_resources, "paintbrush")
         checks.register(pb_checks.check_channel_layer, "paintbrush")
         connect_receivers()
+        connect_document_receivers()
         # Like admin.autodiscover(): each app declares its resources in live.py.
         autodiscover_modules(pb_settings.AUTODISCOVER_MODULE)

@@ -18,8 +18,9 @@ from __future__ import annotations
 
 from django.urls import re_path
 
-from .consumers import LiveConsumer
+from .consumers import DocConsumer, LiveConsumer
 
 websocket_urlpatterns = [
     re_path(r"^ws/?$", LiveConsumer.as_asgi(), name="paintbrush-ws"),
+    re_path(r"^ws/doc/?$", DocConsumer.as_asgi(), name="paintbrush-ws-doc"),
 ]

@@ -10,9 +10,11 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.urls import re_path
 from rest_framework.routers import SimpleRouter
 
 from .resources import site
+from .views import DocumentView
 
 
 def build_router(resources: Any = site) -> SimpleRouter:
@@ -23,4 +25,8 @@ def build_router(resources: Any = site) -> SimpleRouter:
     return router
 
 
-urlpatterns = build_router().urls
+urlpatterns = [
+    # "doc" is a reserved resource name (check paintbrush.E002), so this never shadows one.
+    re_path(r"^doc/?$", DocumentView.as_view(), name="paintbrush-doc"),
+    *build_router().urls,
+]

@@ -20,17 +20,19 @@ from typing import TYPE_CHECKING, Any
 
 from django.db import transaction
 from django.db.models import Model, QuerySet
-from rest_framework import viewsets
+from rest_framework import permissions, viewsets
 from rest_framework.parsers import JSONParser
 from rest_framework.request import Request
 from rest_framework.response import Response
+from rest_framework.views import APIView
 
+from .documents import roles
 from .exceptions import PreconditionFailed
 
 if TYPE_CHECKING:
     from .resources import Resource
 
-__all__ = ["LiveModelViewSet"]
+__all__ = ["DocumentView", "LiveModelViewSet"]
 
 _WRITE_METHODS = frozenset({"PUT", "PATCH", "DELETE"})
 
@@ -103,3 +105,16 @@ class LiveModelViewSet(viewsets.ModelViewSet):  # type: ignore[type-arg]
             serializer.save(**{owner: self.request.user})
         else:
             serializer.save()
+
+
+class DocumentView(APIView):
+    """``GET /api/doc``: the caller's role document, as ``/ws/doc`` pushes it."""
+
+    permission_classes = [permissions.IsAuthenticated]
+
+    def get(self, request: Request) -> Response:
+        role = roles.role_for(request.user)
+        if role is None:
+            self.permission_denied(request, "No role document applies to this user.")
+        assert role is not None
+        return Response(role.document(role.group_of(request.user)))

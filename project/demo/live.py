@@ -4,12 +4,16 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.contrib.auth import get_user_model
 from rest_framework import permissions, serializers
 from rest_framework.exceptions import PermissionDenied
 
+from paintbrush import documents
 from paintbrush.resources import Resource, register
 
 from .models import Checklist, Note, Order, Product, Todo
+
+User = get_user_model()
 
 register(Todo, notify="todos", permission_classes=[permissions.AllowAny])
 register(Checklist, notify="checklists", permission_classes=[permissions.AllowAny])
@@ -25,7 +29,12 @@ class StaffWritesSignedInReads(permissions.BasePermission):
         return bool(request.user and request.user.is_staff)
 
 
-register(Product, notify="products", permission_classes=[StaffWritesSignedInReads])
+register(
+    Product,
+    notify="products",
+    permission_classes=[StaffWritesSignedInReads],
+    fields=["id", "name", "price", "version"],
+)
 
 
 class OrderPermission(permissions.IsAuthenticated):
@@ -58,3 +67,62 @@ class OrderResource(Resource):
 
 
 register(Order, OrderResource, notify="orders")
+
+
+# -- role documents (Pattern 2) ----------------------------------------------------------
+
+
+def _users(queryset: Any) -> list[dict[str, Any]]:
+    return list(queryset.values("id", "username", "email", "is_staff").order_by("id"))
+
+
+def _catalog() -> list[Any]:
+    return list(ProductSerializer(Product.objects.order_by("id"), many=True).data)
+
+
+class ProductSerializer(serializers.ModelSerializer):  # type: ignore[type-arg]
+    class Meta:
+        model = Product
+        fields = ["id", "name", "price", "version"]
+        read_only_fields = ["id", "version"]
+
+
+class AdminDocument(documents.Role):
+    """Staff: every user, every order, the catalog. One document shared by all staff."""
+
+    name = "admin"
+    reads = (User, Order, Product)
+
+    def applies_to(self, user: Any) -> bool:
+        return bool(user.is_staff)
+
+    def assemble(self, user_id: Any) -> dict[str, Any]:
+        orders = OrderSerializer(Order.objects.order_by("created_at", "id"), many=True).data
+        return {"users": _users(User.objects.all()), "orders": list(orders), "products": _catalog()}
+
+
+class CustomerDocument(documents.Role):
+    """Any other signed-in user: themselves, their own orders, the catalog."""
+
+    name = "customer"
+    per_user = True
+    reads = (User, Order, Product)
+
+    def applies_to(self, user: Any) -> bool:
+        return bool(user.is_authenticated)
+
+    def assemble(self, user_id: Any) -> dict[str, Any]:
+        users = _users(User.objects.filter(pk=user_id))
+        orders = OrderSerializer(Order.objects.filter(user_id=user_id).order_by("created_at", "id"), many=True).data
+        return {"user": users[0] if users else None, "orders": list(orders), "products": _catalog()}
+
+    def affected(self, instance: Any) -> Any:
+        # Narrower than "every connected customer": an order or a user concerns one.
+        if isinstance(instance, Order):
+            return [self.group(instance.user_id)]
+        if isinstance(instance, User):
+            return [self.group(instance.pk)]
+        return super().affected(instance)  # a product: every connected customer
+
+
+documents.register(AdminDocument(), CustomerDocument())
