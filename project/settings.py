@@ -11,6 +11,7 @@ Settings of the demo project, from the environment:
 from __future__ import annotations
 
 import os
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -68,6 +69,10 @@ TEMPLATES = [
 ]
 
 
+def _test_sqlite_path() -> str:
+    return str(Path(tempfile.gettempdir()) / f"paintbrush-test-{os.getpid()}.sqlite3")
+
+
 def _database() -> dict[str, Any]:
     url = os.environ.get("DATABASE_URL")
     if url:
@@ -78,8 +83,10 @@ def _database() -> dict[str, Any]:
         # IMMEDIATE: a writing transaction takes SQLite's write lock at BEGIN, so two
         # writers of one row serialise instead of failing with "database is locked".
         "OPTIONS": {"transaction_mode": "IMMEDIATE", "timeout": 20},
-        # A file, not :memory:, so that the live-server tests' server process shares it.
-        "TEST": {"NAME": BASE_DIR / "test_db.sqlite3"},
+        # A file, not :memory:, so that the live-server tests' server process shares it;
+        # one per test run (the environment carries it to subprocesses), so that two runs
+        # on one machine never share it.
+        "TEST": {"NAME": os.environ.setdefault("PAINTBRUSH_TEST_SQLITE", _test_sqlite_path())},
     }
 
 
