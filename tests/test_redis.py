@@ -109,3 +109,23 @@ class RedisScaleOutTests(TransactionTestCase):
         for ws in sockets:
             await ws.disconnect()
         self.assertEqual(await connection_.zcard(group), 0)
+
+    async def test_a_customer_here_gets_the_document_push_for_an_order_made_in_another_process(self) -> None:
+        from django.contrib.auth import get_user_model
+
+        from project.demo.models import Product
+
+        alice = await sync_to_async(get_user_model().objects.create_user)("alice")
+        bob = await sync_to_async(get_user_model().objects.create_user)("bob")
+        product = await sync_to_async(Product.objects.create)(name="Brush", price="9.99")
+        ws = await ws_connect("/ws/doc", user=alice)
+        self.assertEqual((await receive(ws))["doc"]["orders"], [])
+        await sync_to_async(run_in_another_process)(
+            "from project.demo.models import Order\n"
+            f"Order.objects.create(user_id={bob.pk}, product_id={product.pk})\n"
+            f"Order.objects.create(user_id={alice.pk}, product_id={product.pk}, quantity=4)",
+            self.layers,
+        )
+        doc = (await receive(ws))["doc"]
+        self.assertEqual([(o["user"], o["quantity"]) for o in doc["orders"]], [(alice.pk, 4)])
+        await ws.disconnect()
