@@ -9,6 +9,8 @@ urlpatterns = [
     path("todos/", views.page, {"template": "todos.html"}, name="todos"),
     path("checklists/", views.page, {"template": "checklists.html"}, name="checklists"),
     path("notes/", views.page, {"template": "notes.html"}, name="notes"),
+    path("shop/", views.shop, name="shop"),
+    path("shop/admin/", views.shop_admin, name="shop-admin"),
     path("accounts/login/", auth_views.LoginView.as_view(), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("admin/", admin.site.urls),

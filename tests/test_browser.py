@@ -114,3 +114,72 @@ class TodosInTwoBrowsersTests(ChannelsLiveServerTestCase):
             "return now.length === kept.length && now.every((el, i) => el === kept[i]);"
         )
         self.assertTrue(same, "an update replaced list elements instead of patching one row")
+
+
+@unittest.skipUnless(AVAILABLE, "needs chromium and chromedriver (scripts/test installs them)")
+@override_settings(CHANNEL_LAYERS=IN_MEMORY)
+class ShopInTwoBrowsersTests(ChannelsLiveServerTestCase):
+    serve_static = True
+
+    def setUp(self) -> None:
+        super().setUp()
+        from decimal import Decimal
+
+        from project.demo.models import Product
+
+        User = get_user_model()
+        User.objects.create_user("admin", "admin@example.com", "admin-pw", is_staff=True)
+        User.objects.create_user("alice", "alice@example.com", "alice-pw")
+        self.product = Product.objects.create(name="Brush", price=Decimal("9.99"))
+        self.drivers: list[Any] = []
+
+    def tearDown(self) -> None:
+        for driver in self.drivers:
+            driver.quit()
+        super().tearDown()
+
+    def wait(self, driver: Any, condition: Any, message: str) -> Any:
+        from selenium.webdriver.support.ui import WebDriverWait
+
+        return WebDriverWait(driver, WAIT).until(condition, message)
+
+    def signed_in(self, username: str, password: str, page: str) -> Any:
+        driver = new_driver()
+        self.drivers.append(driver)
+        driver.get(f"{self.live_server_url}{page}")
+        # Signed out: the shop pages send us to the sign-in page first.
+        self.assertIn("/accounts/login/", driver.current_url)
+        driver.find_element("name", "username").send_keys(username)
+        driver.find_element("name", "password").send_keys(password)
+        driver.find_element("css selector", "form.login button").click()
+        self.wait(driver, lambda d: d.current_url.endswith(page), f"{username} was not sent back to {page}")
+        self.wait(driver, lambda d: d.find_element("id", "conn").text == "live", "socket never went live")
+        return driver
+
+    def status_cell(self, driver: Any, order_id: str) -> Any:
+        rows = driver.find_elements("css selector", f'#orders tr[data-id="{order_id}"]')
+        return rows[0] if rows else None
+
+    def test_alice_orders_the_admin_sees_it_ships_it_and_alice_sees_that(self) -> None:
+        alice = self.signed_in("alice", "alice-pw", "/shop/")
+        admin = self.signed_in("admin", "admin-pw", "/shop/admin/")
+        self.wait(alice, lambda d: d.find_elements("css selector", "#products tr[data-id]"), "no catalog")
+        self.assertEqual(admin.find_elements("css selector", "#orders tr[data-id]"), [])
+
+        alice.find_element("css selector", f'button.order[data-product="{self.product.pk}"]').click()
+        row = self.wait(
+            admin, lambda d: d.find_elements("css selector", "#orders tr[data-id]"), "the order never reached the admin"
+        )[0]
+        order_id = row.get_attribute("data-id")
+        self.assertEqual(row.find_element("css selector", ".customer").text, "alice")
+        self.wait(alice, lambda d: self.status_cell(d, order_id), "alice's own page never showed her order")
+        self.assertEqual(self.status_cell(alice, order_id).find_element("css selector", ".status").text, "pending")
+
+        from selenium.webdriver.support.ui import Select
+
+        Select(row.find_element("css selector", "select[name=status]")).select_by_value("shipped")
+        self.wait(
+            alice,
+            lambda d: self.status_cell(d, order_id).find_element("css selector", ".status").text == "shipped",
+            "the shipment never reached alice",
+        )

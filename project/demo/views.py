@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.views.decorators.csrf import ensure_csrf_cookie
@@ -12,3 +14,17 @@ def home(request: HttpRequest) -> HttpResponse:
 @ensure_csrf_cookie  # the client's REST helpers read the token from the cookie
 def page(request: HttpRequest, template: str) -> HttpResponse:
     return render(request, template)
+
+
+@login_required
+@ensure_csrf_cookie
+def shop(request: HttpRequest) -> HttpResponse:
+    return render(request, "shop.html")
+
+
+@login_required
+@ensure_csrf_cookie
+def shop_admin(request: HttpRequest) -> HttpResponse:
+    if not request.user.is_staff:
+        raise PermissionDenied("The shop admin page is for staff.")
+    return render(request, "shop_admin.html")
