@@ -76,7 +76,10 @@ def _test_sqlite_path() -> str:
 def _database() -> dict[str, Any]:
     url = os.environ.get("DATABASE_URL")
     if url:
-        return dict(dj_database_url.parse(url, conn_max_age=0))
+        database = dict(dj_database_url.parse(url, conn_max_age=0))
+        # Named explicitly: the live-server tests' server process reads it from here.
+        database["TEST"] = {"NAME": f"test_{database['NAME']}"}
+        return database
     return {
         "ENGINE": "django.db.backends.sqlite3",
         "NAME": BASE_DIR / "db.sqlite3",
