@@ -25,8 +25,6 @@ DEFAULTS: dict[str, Any] = {
     "DOC_COALESCE_SECONDS": 0.05,
     # Channel layer alias used to carry events between processes.
     "CHANNEL_LAYER": "default",
-    # Dotted path of the project's role-document declaration (``paintbrush.documents``).
-    "DOCUMENTS": None,
     # Modules named so in each installed app are imported at start-up to register resources.
     "AUTODISCOVER_MODULE": "live",
 }
