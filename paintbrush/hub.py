@@ -29,6 +29,8 @@ logger = logging.getLogger("paintbrush")
 
 __all__ = ["Hub", "Subscriber", "get_hub"]
 
+_YIELD_EVERY = 8
+
 
 class Subscriber(Protocol):
     def deliver(self, group: str, text: str) -> Awaitable[None]: ...
@@ -88,11 +90,16 @@ class Hub:
             text = message.get("text")
             if not isinstance(group, str) or not isinstance(text, str):
                 continue
-            for subscriber in list(self.members.get(group, ())):
+            for count, subscriber in enumerate(list(self.members.get(group, ())), 1):
                 try:
                     await subscriber.deliver(group, text)
                 except Exception:  # one broken socket must not stop the others
                     logger.exception("Paintbrush: delivery to %r failed", subscriber)
+                if count % _YIELD_EVERY == 0:
+                    # A send to a socket rarely suspends, so without this a fan-out to
+                    # thousands of sockets would hold the event loop, and the writer's
+                    # own HTTP response would wait behind it.
+                    await asyncio.sleep(0)
 
 
 _hubs: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[int, Hub]] = weakref.WeakKeyDictionary()
