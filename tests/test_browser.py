@@ -21,7 +21,9 @@ WAIT = 15
 
 @unittest.skipUnless(AVAILABLE, "needs chromium and chromedriver (scripts/test installs them)")
 @override_settings(CHANNEL_LAYERS=IN_MEMORY)
-class TodosInTwoBrowsersTests(ChannelsLiveServerTestCase):
+class BrowserTestCase(ChannelsLiveServerTestCase):
+    """A live Daphne server and any number of headless browsers, closed after each test."""
+
     serve_static = True
 
     def setUp(self) -> None:
@@ -39,14 +41,20 @@ class TodosInTwoBrowsersTests(ChannelsLiveServerTestCase):
         return driver
 
     def wait(self, driver: Any, condition: Any, message: str) -> Any:
+        # WebDriverWait polls the page: the DOM offers the test no event to await.
         from selenium.webdriver.support.ui import WebDriverWait
 
         return WebDriverWait(driver, WAIT).until(condition, message)
 
+    def wait_live(self, driver: Any) -> None:
+        self.wait(driver, lambda d: d.find_element("id", "conn").text == "live", "socket never went live")
+
+
+class TodosInTwoBrowsersTests(BrowserTestCase):
     def open_todos(self) -> Any:
         driver = self.browser()
         driver.get(f"{self.live_server_url}/todos/")
-        self.wait(driver, lambda d: d.find_element("id", "conn").text == "live", "socket never went live")
+        self.wait_live(driver)
         return driver
 
     def add_todo(self, driver: Any, title: str) -> None:
@@ -116,11 +124,7 @@ class TodosInTwoBrowsersTests(ChannelsLiveServerTestCase):
         self.assertTrue(same, "an update replaced list elements instead of patching one row")
 
 
-@unittest.skipUnless(AVAILABLE, "needs chromium and chromedriver (scripts/test installs them)")
-@override_settings(CHANNEL_LAYERS=IN_MEMORY)
-class ShopInTwoBrowsersTests(ChannelsLiveServerTestCase):
-    serve_static = True
-
+class ShopInTwoBrowsersTests(BrowserTestCase):
     def setUp(self) -> None:
         super().setUp()
         from decimal import Decimal
@@ -131,21 +135,9 @@ class ShopInTwoBrowsersTests(ChannelsLiveServerTestCase):
         User.objects.create_user("admin", "admin@example.com", "admin-pw", is_staff=True)
         User.objects.create_user("alice", "alice@example.com", "alice-pw")
         self.product = Product.objects.create(name="Brush", price=Decimal("9.99"))
-        self.drivers: list[Any] = []
-
-    def tearDown(self) -> None:
-        for driver in self.drivers:
-            driver.quit()
-        super().tearDown()
-
-    def wait(self, driver: Any, condition: Any, message: str) -> Any:
-        from selenium.webdriver.support.ui import WebDriverWait
-
-        return WebDriverWait(driver, WAIT).until(condition, message)
 
     def signed_in(self, username: str, password: str, page: str) -> Any:
-        driver = new_driver()
-        self.drivers.append(driver)
+        driver = self.browser()
         driver.get(f"{self.live_server_url}{page}")
         # Signed out: the shop pages send us to the sign-in page first.
         self.assertIn("/accounts/login/", driver.current_url)
@@ -153,7 +145,7 @@ class ShopInTwoBrowsersTests(ChannelsLiveServerTestCase):
         driver.find_element("name", "password").send_keys(password)
         driver.find_element("css selector", "form.login button").click()
         self.wait(driver, lambda d: d.current_url.endswith(page), f"{username} was not sent back to {page}")
-        self.wait(driver, lambda d: d.find_element("id", "conn").text == "live", "socket never went live")
+        self.wait_live(driver)
         return driver
 
     def status_cell(self, driver: Any, order_id: str) -> Any:
