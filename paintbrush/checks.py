@@ -142,6 +142,14 @@ def check_settings(**kwargs: Any) -> list[CheckMessage]:
                 id="paintbrush.E005",
             )
         )
+    errors_limit = user.get("MAX_ERRORS_PER_MINUTE", DEFAULTS["MAX_ERRORS_PER_MINUTE"])
+    if not isinstance(errors_limit, int) or isinstance(errors_limit, bool) or errors_limit <= 0:
+        errors.append(
+            Error(
+                f"PAINTBRUSH['MAX_ERRORS_PER_MINUTE'] must be a positive int, not {errors_limit!r}.",
+                id="paintbrush.E005",
+            )
+        )
     window = user.get("DOC_COALESCE_SECONDS", DEFAULTS["DOC_COALESCE_SECONDS"])
     if not isinstance(window, int | float) or isinstance(window, bool) or window < 0:
         errors.append(

@@ -14,6 +14,7 @@ Every failure is answered with an error frame and the socket stays open.
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -150,6 +151,12 @@ class LiveConsumer(DocumentMixin, AsyncWebsocketConsumer):
         return resource
 
     async def send_error(self, exc: SocketError, request: dict[str, Any] | None) -> None:
+        now = time.monotonic()
+        self._errors = [t for t in getattr(self, "_errors", []) if now - t < 60.0]
+        self._errors.append(now)
+        if len(self._errors) > pb_settings.MAX_ERRORS_PER_MINUTE:
+            await self.close(code=1008)  # policy violation: the client floods us
+            return
         frame: dict[str, Any] = {"type": "error", "error": exc.code, "message": str(exc)}
         if request is not None:
             frame["request"] = request

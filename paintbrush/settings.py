@@ -21,6 +21,9 @@ from django.core.signals import setting_changed
 DEFAULTS: dict[str, Any] = {
     # Largest text frame a socket may send, in bytes; larger ones get ``too_large``.
     "MAX_FRAME_BYTES": 64 * 1024,
+    # A socket sending more bad frames than this within a minute is closed (1008):
+    # errors are answered, not fatal, but answering a flood is not free.
+    "MAX_ERRORS_PER_MINUTE": 120,
     # Changes to role documents committed within this window are pushed as one.
     "DOC_COALESCE_SECONDS": 0.05,
     # Channel layer alias used to carry events between processes.

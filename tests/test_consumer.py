@@ -98,6 +98,15 @@ class ErrorTests(TransactionTestCase):
         await self.assert_error(ws, "too_large")
         await ws.disconnect()
 
+    @override_settings(PAINTBRUSH={"MAX_ERRORS_PER_MINUTE": 3})
+    async def test_a_client_that_floods_errors_is_closed(self) -> None:
+        ws = await ws_connect()
+        for _ in range(3):
+            await ws.send_to(text_data="{nope")
+            self.assertEqual((await receive(ws))["error"], "bad_json")
+        await ws.send_to(text_data="{nope")
+        self.assertEqual(await ws.receive_output(timeout=5), {"type": "websocket.close", "code": 1008})
+
 
 @override_settings(CHANNEL_LAYERS=IN_MEMORY)
 class HandshakeTests(TransactionTestCase):
