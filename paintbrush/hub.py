@@ -22,6 +22,7 @@ import asyncio
 import contextlib
 import logging
 import weakref
+from collections import deque
 from collections.abc import Awaitable
 from typing import Any, Protocol
 
@@ -41,8 +42,13 @@ class Hub:
         self.layer = layer
         self.members: dict[str, set[Subscriber]] = {}
         self.channel: str | None = None
-        self._task: asyncio.Task[None] | None = None
         self._lock = asyncio.Lock()
+        # Received, not yet fanned out. Receiving and fanning out are two tasks so that
+        # the channel is drained at once even while a slow fan-out runs: channel layers
+        # drop silently when a channel holds ``capacity`` messages (100 by default).
+        self._pending: deque[tuple[str, str]] = deque()
+        self._wake = asyncio.Event()
+        self._tasks: list[asyncio.Task[None]] = []
 
     async def join(self, group: str, subscriber: Subscriber) -> None:
         async with self._lock:
@@ -52,8 +58,9 @@ class Hub:
             if not local:
                 await self.layer.group_add(group, self.channel)
             local.add(subscriber)
-            if self._task is None or self._task.done():
-                self._task = asyncio.get_running_loop().create_task(self._run(self.channel))
+            if not self._tasks:
+                loop = asyncio.get_running_loop()
+                self._tasks = [loop.create_task(self._receive(self.channel)), loop.create_task(self._fan_out())]
 
     async def leave(self, group: str, subscriber: Subscriber) -> None:
         async with self._lock:
@@ -66,13 +73,19 @@ class Hub:
             del self.members[group]
             assert self.channel is not None
             await self.layer.group_discard(group, self.channel)
-            if not self.members and self._task is not None:
-                self._task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await self._task
-                self._task = None
+            if not self.members:
+                await self._stop()
 
-    async def _run(self, channel: str) -> None:
+    async def _stop(self) -> None:
+        tasks, self._tasks = self._tasks, []
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._pending.clear()
+
+    async def _receive(self, channel: str) -> None:
         refresh = getattr(self.layer, "group_expiry", None)
         while True:
             try:
@@ -86,20 +99,30 @@ class Hub:
                 for group in list(self.members):
                     await self.layer.group_add(group, channel)
                 continue
-            group = message.get("group")
-            text = message.get("text")
-            if not isinstance(group, str) or not isinstance(text, str):
-                continue
-            for count, subscriber in enumerate(list(self.members.get(group, ())), 1):
-                try:
-                    await subscriber.deliver(group, text)
-                except Exception:  # one broken socket must not stop the others
-                    logger.exception("Paintbrush: delivery to %r failed", subscriber)
-                if count % _YIELD_EVERY == 0:
-                    # A send to a socket rarely suspends, so without this a fan-out to
-                    # thousands of sockets would hold the event loop, and the writer's
-                    # own HTTP response would wait behind it.
-                    await asyncio.sleep(0)
+            group, text = message.get("group"), message.get("text")
+            if isinstance(group, str) and isinstance(text, str):
+                self._pending.append((group, text))
+                self._wake.set()
+
+    async def _fan_out(self) -> None:
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            while self._pending:
+                group, text = self._pending.popleft()
+                await self._deliver(group, text)
+
+    async def _deliver(self, group: str, text: str) -> None:
+        for count, subscriber in enumerate(list(self.members.get(group, ())), 1):
+            try:
+                await subscriber.deliver(group, text)
+            except Exception:  # one broken socket must not stop the others
+                logger.exception("Paintbrush: delivery to %r failed", subscriber)
+            if count % _YIELD_EVERY == 0:
+                # A send to a socket rarely suspends, so without this a fan-out to
+                # thousands of sockets would hold the event loop, and the writer's
+                # own HTTP response would wait behind it.
+                await asyncio.sleep(0)
 
 
 _hubs: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[int, Hub]] = weakref.WeakKeyDictionary()

@@ -229,3 +229,25 @@ class EventTests(TransactionTestCase):
         self.assertEqual(len(layer.groups), 2)
         await ws.disconnect()
         self.assertEqual(layer.groups, {})
+
+
+@override_settings(CHANNEL_LAYERS=IN_MEMORY)
+class BurstTests(TransactionTestCase):
+    async def test_a_burst_larger_than_the_layer_capacity_loses_no_event(self) -> None:
+        # The in-memory layer's default capacity is 100 messages per channel; it drops
+        # silently beyond. The hub drains its channel into a local queue at once.
+        sockets = [await ws_connect() for _ in range(20)]
+        for ws in sockets:
+            await subscribe(ws, "todos")
+
+        def burst() -> None:
+            with transaction.atomic():
+                for i in range(250):
+                    Todo.objects.create(title=f"t{i}")
+
+        await sync_to_async(burst)()
+        for ws in sockets:
+            titles = [(await receive(ws))["item"]["title"] for _ in range(250)]
+            self.assertEqual(titles, [f"t{i}" for i in range(250)])
+        for ws in sockets:
+            await ws.disconnect()
