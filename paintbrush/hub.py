@@ -60,7 +60,11 @@ class Hub:
             local.add(subscriber)
             if not self._tasks:
                 loop = asyncio.get_running_loop()
-                self._tasks = [loop.create_task(self._receive(self.channel)), loop.create_task(self._fan_out())]
+                self._tasks = [
+                    loop.create_task(self._receive(self.channel)),
+                    loop.create_task(self._fan_out()),
+                    loop.create_task(self._renew(self.channel)),
+                ]
 
     async def leave(self, group: str, subscriber: Subscriber) -> None:
         async with self._lock:
@@ -86,23 +90,38 @@ class Hub:
         self._pending.clear()
 
     async def _receive(self, channel: str) -> None:
-        refresh = getattr(self.layer, "group_expiry", None)
+        failures = 0
         while True:
             try:
-                if refresh:
-                    # Channel layers expire group membership (a day by default); a
-                    # long-lived hub renews its groups well before that.
-                    message = await asyncio.wait_for(self.layer.receive(channel), refresh / 2)
-                else:
-                    message = await self.layer.receive(channel)
-            except TimeoutError:
-                for group in list(self.members):
-                    await self.layer.group_add(group, channel)
+                message = await self.layer.receive(channel)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                # A channel layer that is briefly unreachable (Redis restarting) must
+                # not end delivery for good: log, back off, and listen again.
+                failures += 1
+                logger.exception("Paintbrush: receiving from the channel layer failed")
+                await asyncio.sleep(min(0.1 * 2**failures, 5.0))
                 continue
+            failures = 0
             group, text = message.get("group"), message.get("text")
             if isinstance(group, str) and isinstance(text, str):
                 self._pending.append((group, text))
                 self._wake.set()
+
+    async def _renew(self, channel: str) -> None:
+        """Channel layers expire group membership (``group_expiry``, a day by default):
+        a long-lived hub renews its groups well before that, whatever the traffic."""
+        expiry = getattr(self.layer, "group_expiry", None)
+        if not expiry:
+            return
+        while True:
+            await asyncio.sleep(expiry / 3)
+            for group in list(self.members):
+                try:
+                    await self.layer.group_add(group, channel)
+                except Exception:
+                    logger.exception("Paintbrush: renewing group %r failed", group)
 
     async def _fan_out(self) -> None:
         while True:

@@ -46,6 +46,7 @@ class _Before:
     keys: set[str] = field(default_factory=set)
     changed: bool = True
     version: int | None = None
+    row: Model | None = None  # the stored row this write replaces (None on create)
 
 
 def _stored_row(model: type[Model], pk: Any, using: str) -> Model | None:
@@ -88,7 +89,7 @@ def on_pre_save(
     changed = _values(resource, old, update_fields) != _values(resource, instance, update_fields)
     if version_field:
         setattr(instance, version_field, getattr(old, version_field) + (1 if changed else 0))
-    before = _Before(changed=changed)
+    before = _Before(changed=changed, row=old)
     if resource.live and changed:
         before.item = deltas.render(resource, old)
         before.keys = set(resource.event_keys(old))
@@ -137,11 +138,11 @@ def on_pre_delete(sender: type[Model], instance: Model, using: str = "default", 
     resource = site.for_model(sender)
     if resource is None or not resource.live:
         return
-    version = None
-    if resource.version_field:
-        stored = _stored_row(sender, instance.pk, using)
-        version = getattr(stored if stored is not None else instance, resource.version_field)
-    instance.__dict__[_STATE] = _Before(keys=set(resource.event_keys(instance)), version=version)
+    # The stored row, not the instance: an out-of-date instance (loaded before the row
+    # moved to another owner) must not route the delete to the old owner's keys.
+    stored = _stored_row(sender, instance.pk, using) or instance
+    version = getattr(stored, resource.version_field) if resource.version_field else None
+    instance.__dict__[_STATE] = _Before(keys=set(resource.event_keys(stored)), version=version, row=stored)
 
 
 def on_post_delete(sender: type[Model], instance: Model, using: str = "default", **kwargs: Any) -> None:

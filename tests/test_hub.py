@@ -94,3 +94,43 @@ class HubTests(SimpleTestCase):
         self.assertEqual(ok.texts, ["x"])
         await hub.leave("g", broken)
         await hub.leave("g", ok)
+
+    async def test_group_membership_is_renewed_while_events_keep_coming(self) -> None:
+        # With regular traffic the receive never idles: renewal must not depend on it.
+        layer = InMemoryChannelLayer(group_expiry=1)
+        hub = get_hub(layer)
+        recorder = Recorder(expected=1)
+        await hub.join("g", recorder)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + 2.5  # well past the expiry
+        sent = 0
+        while loop.time() < deadline:
+            await layer.group_send("g", event("g", str(sent)))
+            sent += 1
+            await asyncio.sleep(0.1)
+        recorder.expected = sent
+        recorder.done.clear()
+        if len(recorder.texts) < sent:
+            await asyncio.wait_for(recorder.done.wait(), 5)
+        self.assertEqual(recorder.texts, [str(i) for i in range(sent)])
+        await hub.leave("g", recorder)
+
+    async def test_a_failing_receive_does_not_end_delivery(self) -> None:
+        class Flaky(InMemoryChannelLayer):
+            failed = False
+
+            async def receive(self, channel: str) -> dict[str, str]:
+                if not self.failed:
+                    self.failed = True
+                    raise ConnectionError("redis restarting")
+                return await super().receive(channel)  # type: ignore[no-any-return]
+
+        layer = Flaky()
+        hub = get_hub(layer)
+        recorder = Recorder(expected=1)
+        with self.assertLogs("paintbrush", "ERROR"):
+            await hub.join("g", recorder)
+            await layer.group_send("g", event("g", "after the blip"))
+            await asyncio.wait_for(recorder.done.wait(), 5)
+        self.assertEqual(recorder.texts, ["after the blip"])
+        await hub.leave("g", recorder)

@@ -92,6 +92,15 @@ class OrderRestTests(TestCase):
         ok = self.client.patch(f"/api/orders/{order.pk}", {"status": "shipped"}, content_type="application/json")
         self.assertEqual((ok.status_code, ok.json()["status"]), (200, "shipped"))
 
+    def test_a_customer_may_not_change_the_product_of_an_order(self) -> None:
+        order = self.order(self.alice)
+        other = Product.objects.create(name="Easel", price=Decimal("89.00"))
+        self.as_user(self.alice)
+        response = self.client.patch(f"/api/orders/{order.pk}", {"product": other.pk}, content_type="application/json")
+        self.assertEqual(response.status_code, 403)
+        order.refresh_from_db()
+        self.assertEqual((order.product_id, order.version), (self.product.pk, 1))
+
     def test_staff_see_every_order(self) -> None:
         self.order(self.alice), self.order(self.bob)
         self.as_user(self.admin)
@@ -162,5 +171,22 @@ class OrderEventTests(TransactionTestCase):
         gone, came = await receive(alice), await receive(bob)
         self.assertEqual((gone["action"], gone["id"], gone["version"]), ("delete", order.pk, 2))
         self.assertEqual((came["action"], came["item"]["user"], came["item"]["version"]), ("create", self.bob.pk, 2))
+        await alice.disconnect()
+        await bob.disconnect()
+
+    async def test_a_delete_through_an_out_of_date_instance_reaches_the_current_owner(self) -> None:
+        order = await self.order(self.alice)
+        stale = await sync_to_async(Order.objects.get)(pk=order.pk)  # still alice's
+        order.user = self.bob
+        await sync_to_async(order.save)()
+        alice, bob = await ws_connect(user=self.alice), await ws_connect(user=self.bob)
+        await subscribe(alice, "orders")
+        await subscribe(bob, "orders")
+        await sync_to_async(stale.delete)()
+        deleted = await receive(bob)
+        self.assertEqual((deleted["action"], deleted["id"], deleted["version"]), ("delete", order.pk, 3))
+        # Alice, who no longer owns it, hears nothing: her next frame is her own order.
+        mine = await self.order(self.alice)
+        self.assertEqual((await receive(alice))["item"]["id"], mine.pk)
         await alice.disconnect()
         await bob.disconnect()

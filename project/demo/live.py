@@ -52,12 +52,17 @@ class OrderSerializer(serializers.ModelSerializer):  # type: ignore[type-arg]
         fields = ["id", "user", "product", "quantity", "status", "created_at", "version"]
         read_only_fields = ["id", "user", "created_at", "version"]
 
-    def validate_status(self, value: str) -> str:
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
         request = self.context.get("request")
-        current = self.instance.status if self.instance is not None else Order.Status.PENDING
-        if value != current and not (request and request.user.is_staff):
+        if request is None or request.user.is_staff:
+            return attrs
+        # A customer sets product and quantity when ordering, then only the quantity.
+        current_status = self.instance.status if self.instance is not None else Order.Status.PENDING
+        if attrs.get("status", current_status) != current_status:
             raise PermissionDenied("Only staff change an order's status.")
-        return value
+        if self.instance is not None and "product" in attrs and attrs["product"] != self.instance.product:
+            raise PermissionDenied("A customer may change only the quantity of an order.")
+        return attrs
 
 
 class OrderResource(Resource):
