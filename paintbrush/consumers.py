@@ -63,9 +63,8 @@ class DocumentMixin:
         self._doc_seq, self._doc_text = -1, None
 
     async def push_document(self, text: str, seq: int) -> None:
-        # Older than what this socket has (an initial read racing a push), or the
-        # same document again (a change that did not alter it): nothing to send.
-        if seq <= self._doc_seq or text == self._doc_text:
+        # Not newer than what this socket has (its first document racing a push).
+        if seq <= self._doc_seq:
             return
         self._doc_seq, self._doc_text = seq, text
         await self.send(text_data=text)

@@ -16,7 +16,6 @@ to every local socket of the group. An unchanged document is not sent again.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from functools import partial
 from typing import Any, Protocol
@@ -24,11 +23,12 @@ from typing import Any, Protocol
 from channels.db import database_sync_to_async
 from django.db import transaction
 from django.db.models import Model
-from django.db.models.signals import post_delete, post_save
+from django.db.models.signals import post_delete, post_save, pre_delete, pre_save
 
 from . import deltas
 from .documents import Every, Role, roles
 from .hub import get_hub
+from .publish import _STATE as _PUBLISH_STATE
 from .publish import send_to_groups
 from .settings import pb_settings
 
@@ -62,17 +62,37 @@ def affected_groups(instance: Model) -> set[str]:
     return targets
 
 
+_BEFORE = "_paintbrush_doc_groups"
+
+
+def remember(sender: type[Model], instance: Model, using: str = "default", **kwargs: Any) -> None:
+    """``pre_save``/``pre_delete`` receiver: the groups the stored row affects, so that a
+    row leaving a document (an order handed to another customer) updates it too."""
+    if kwargs.get("raw") or not roles.roles or instance._state.adding or instance.pk is None:
+        return
+    if not affected_groups(instance):
+        return  # a model no document reads
+    # publish.py has read the stored row already for a registered resource.
+    before = instance.__dict__.get(_PUBLISH_STATE)
+    stored = getattr(before, "row", None) or sender._base_manager.using(using).filter(pk=instance.pk).first()
+    if stored is not None:
+        instance.__dict__[_BEFORE] = affected_groups(stored)
+
+
 def notify(sender: type[Model], instance: Model, using: str = "default", **kwargs: Any) -> None:
     """``post_save``/``post_delete`` receiver: after commit, one notice per affected group."""
     if kwargs.get("raw") or not roles.roles:
         return
-    targets = affected_groups(instance)
+    targets = affected_groups(instance) | instance.__dict__.pop(_BEFORE, set())
     if targets:
         messages = [(group, "") for group in sorted(targets)]
         transaction.on_commit(partial(send_to_groups, messages), using=using, robust=True)
 
 
 def connect_receivers() -> None:
+    """Connected after ``publish.connect_receivers``, whose pre-signal state they reuse."""
+    pre_save.connect(remember, dispatch_uid="paintbrush.documents.pre_save")
+    pre_delete.connect(remember, dispatch_uid="paintbrush.documents.pre_delete")
     post_save.connect(notify, dispatch_uid="paintbrush.documents.post_save")
     post_delete.connect(notify, dispatch_uid="paintbrush.documents.post_delete")
 
@@ -90,52 +110,77 @@ class DocHub:
         self.sockets: dict[str, set[DocSocket]] = {}
         self.role_refs: dict[str, int] = {}
         self.dirty: set[str] = set()
+        #: group -> (seq, text) of the newest document assembled for it
+        self.latest: dict[str, tuple[int, str]] = {}
         self.seq = 0
+        self._lock = asyncio.Lock()
         self._timer: asyncio.TimerHandle | None = None
         self._flushing: set[asyncio.Task[None]] = set()
 
     async def attach(self, socket: DocSocket, role: Role, group: str) -> None:
         """Count ``socket`` in ``group`` and send it the current document."""
-        hub = get_hub(self.layer)
-        local = self.sockets.setdefault(group, set())
-        if not local:
-            await hub.join(layer_group(group), self)
-            if role.per_user:
-                self.role_refs[role.name] = self.role_refs.get(role.name, 0) + 1
-                if self.role_refs[role.name] == 1:
-                    await hub.join(role_wide_group(role), self)
-        local.add(socket)
-        seq, text = await self.assemble(group)
+        async with self._lock:  # membership changes await the channel layer: serialise them
+            local = self.sockets.setdefault(group, set())
+            first = not local
+            local.add(socket)
+            if first:
+                hub = get_hub(self.layer)
+                await hub.join(layer_group(group), self)
+                if role.per_user:
+                    self.role_refs[role.name] = self.role_refs.get(role.name, 0) + 1
+                    if self.role_refs[role.name] == 1:
+                        await hub.join(role_wide_group(role), self)
+        # Another tab of the group got a document no notice has outdated since: reuse it.
+        if group not in self.latest or group in self.dirty:
+            await self.refresh(group)
+        seq, text = self.latest[group]
         await socket.push_document(text, seq)
 
     async def detach(self, socket: DocSocket, role: Role, group: str) -> None:
-        local = self.sockets.get(group)
-        if local is None or socket not in local:
-            return
-        local.discard(socket)
-        if local:
-            return
-        del self.sockets[group]
-        self.dirty.discard(group)
-        hub = get_hub(self.layer)
-        await hub.leave(layer_group(group), self)
-        if role.per_user:
-            self.role_refs[role.name] -= 1
-            if not self.role_refs[role.name]:
-                del self.role_refs[role.name]
-                await hub.leave(role_wide_group(role), self)
-        if not self.sockets and self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
+        async with self._lock:
+            local = self.sockets.get(group)
+            if local is None or socket not in local:
+                return
+            local.discard(socket)
+            if local:
+                return
+            del self.sockets[group]
+            self.dirty.discard(group)
+            self.latest.pop(group, None)  # no notices reach a group we leave
+            hub = get_hub(self.layer)
+            await hub.leave(layer_group(group), self)
+            if role.per_user:
+                self.role_refs[role.name] -= 1
+                if not self.role_refs[role.name]:
+                    del self.role_refs[role.name]
+                    await hub.leave(role_wide_group(role), self)
+            if not self.sockets and self._timer is not None:
+                self._timer.cancel()
+                self._timer = None
 
-    async def assemble(self, group: str) -> tuple[int, str]:
+    async def refresh(self, group: str) -> None:
+        """Assemble ``group``'s document once and push it to the group's sockets,
+        unless it is unchanged or a newer one already went out."""
         # The sequence number is taken before reading: a later number means a later
-        # read, so a socket never replaces a newer document by an older one.
+        # read, so an older document never replaces a newer one.
         self.seq += 1
         seq = self.seq
+        # This read sees every change whose notice has arrived: it settles them.
+        self.dirty.discard(group)
         role = roles.role_of_group(group)
         document = await database_sync_to_async(role.document)(group)
-        return seq, deltas.encode({"type": "doc", "resource": "doc", "doc": document})
+        text = deltas.encode({"type": "doc", "resource": "doc", "doc": document})
+        latest = self.latest.get(group)
+        if group not in self.sockets or (latest is not None and latest[0] > seq):
+            return
+        self.latest[group] = (seq, text)
+        if latest is not None and latest[1] == text:
+            return  # the change did not alter this document: nothing to push
+        for socket in list(self.sockets.get(group, ())):
+            try:
+                await socket.push_document(text, seq)
+            except Exception:
+                logger.exception("Paintbrush: pushing the %r document failed", group)
 
     # Called by the process hub with each notice.
     async def deliver(self, group: str, text: str) -> None:
@@ -157,16 +202,10 @@ class DocHub:
     async def flush(self) -> None:
         groups, self.dirty = self.dirty, set()
         for group in sorted(groups):
-            if group not in self.sockets:
-                continue
             try:
-                seq, text = await self.assemble(group)
+                await self.refresh(group)
             except Exception:
                 logger.exception("Paintbrush: assembling the %r document failed", group)
-                continue
-            for socket in list(self.sockets.get(group, ())):
-                with contextlib.suppress(Exception):
-                    await socket.push_document(text, seq)
 
 
 def get_doc_hub(layer: Any) -> DocHub:

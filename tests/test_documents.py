@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from decimal import Decimal
 from typing import Any
@@ -20,13 +21,13 @@ from project.asgi import application
 from project.demo.models import Order, Product
 
 from .test_shop import make_shop
-from .utils import IN_MEMORY, receive, subscribe, ws_connect
+from .utils import IN_MEMORY, receive, session_cookie, subscribe, ws_connect
 
 User = get_user_model()
 
 
-def customer_role_class() -> Any:
-    role = roles.by_name("customer")
+def role_class(name: str) -> Any:
+    role = roles.by_name(name)
     assert role is not None
     return type(role)
 
@@ -179,7 +180,7 @@ class DocumentPushTests(TransactionTestCase):
 
     async def test_a_burst_of_commits_coalesces_into_a_few_pushes_the_last_complete(self) -> None:
         alice, _ = await self.doc_socket(self.alice)
-        customer = customer_role_class()
+        customer = role_class("customer")
         with mock.patch.object(customer, "assemble", autospec=True, side_effect=customer.assemble) as assemble:
             for _ in range(20):
                 await self.order(self.alice)
@@ -196,7 +197,7 @@ class DocumentPushTests(TransactionTestCase):
     async def test_two_sockets_of_one_customer_share_one_assembly_per_change(self) -> None:
         first, _ = await self.doc_socket(self.alice)
         second, _ = await self.doc_socket(self.alice)
-        customer = customer_role_class()
+        customer = role_class("customer")
         with mock.patch.object(customer, "assemble", autospec=True, side_effect=customer.assemble) as assemble:
             await self.order(self.alice)
             one, two = await first.receive_from(timeout=5), await second.receive_from(timeout=5)
@@ -204,6 +205,57 @@ class DocumentPushTests(TransactionTestCase):
         self.assertEqual(assemble.call_count, 1)
         await first.disconnect()
         await second.disconnect()
+
+    async def test_an_order_handed_to_another_customer_leaves_the_first_document(self) -> None:
+        order = await self.order(self.alice)
+        alice, doc = await self.doc_socket(self.alice)
+        bob, _ = await self.doc_socket(self.bob)
+        self.assertEqual(len(doc["orders"]), 1)
+        order.user = self.bob
+        await sync_to_async(order.save)()
+        self.assertEqual((await receive(alice))["doc"]["orders"], [])
+        self.assertEqual([o["id"] for o in (await receive(bob))["doc"]["orders"]], [order.pk])
+        await alice.disconnect()
+        await bob.disconnect()
+
+    async def test_more_sockets_of_a_group_reuse_its_current_document(self) -> None:
+        cookie = await session_cookie(self.admin)
+        first = await ws_connect("/ws/doc", cookie=cookie)
+        doc = await receive(first)
+        admin_role = role_class("admin")
+        with mock.patch.object(admin_role, "assemble", autospec=True, side_effect=admin_role.assemble) as assemble:
+            others = [await ws_connect("/ws/doc", cookie=cookie) for _ in range(5)]
+            for ws in others:
+                self.assertEqual(await receive(ws), doc)
+        self.assertEqual(assemble.call_count, 0)
+        for ws in [first, *others]:
+            await ws.disconnect()
+
+    async def test_sockets_attaching_at_once_leave_nothing_behind(self) -> None:
+        from channels.layers import InMemoryChannelLayer
+
+        from paintbrush.doc_hub import DocHub
+
+        class Slow(InMemoryChannelLayer):
+            # Redis answers group_add after a round trip: other attaches run meanwhile.
+            async def group_add(self, group: str, channel: str) -> None:
+                await asyncio.sleep(0.01)
+                await super().group_add(group, channel)
+
+        class Socket:
+            async def push_document(self, text: str, seq: int) -> None:
+                self.text = text
+
+        layer = Slow()
+        hub = DocHub(layer)
+        role = roles.by_name("customer")
+        assert role is not None
+        group = role.group(self.alice.pk)
+        sockets = [Socket() for _ in range(3)]
+        await asyncio.gather(*(hub.attach(s, role, group) for s in sockets))
+        self.assertEqual(hub.role_refs, {"customer": 1})
+        await asyncio.gather(*(hub.detach(s, role, group) for s in sockets))
+        self.assertEqual((hub.role_refs, hub.sockets, layer.groups), ({}, {}, {}))
 
     async def test_opendoc_doc_on_the_multiplexed_socket(self) -> None:
         ws = await ws_connect(user=self.alice)

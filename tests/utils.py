@@ -19,14 +19,25 @@ def _session_cookie(user: Any) -> bytes:
     return f"sessionid={client.cookies['sessionid'].value}".encode()
 
 
+async def session_cookie(user: Any) -> bytes:
+    """A signed-in session for ``user`` (signing in saves the user: last_login)."""
+    return await sync_to_async(_session_cookie)(user)
+
+
 async def ws_connect(
-    path: str = "/ws", user: Any = None, origin: str | None = "http://localhost", app: Any = None
+    path: str = "/ws",
+    user: Any = None,
+    origin: str | None = "http://localhost",
+    app: Any = None,
+    cookie: bytes | None = None,
 ) -> WebsocketCommunicator:
     headers = [(b"host", b"localhost")]
     if origin is not None:
         headers.append((b"origin", origin.encode()))
-    if user is not None:
-        headers.append((b"cookie", await sync_to_async(_session_cookie)(user)))
+    if user is not None and cookie is None:
+        cookie = await session_cookie(user)
+    if cookie is not None:
+        headers.append((b"cookie", cookie))
     communicator = WebsocketCommunicator(app or application, path, headers=headers)
     connected, _ = await communicator.connect()
     assert connected, f"handshake to {path} refused"
