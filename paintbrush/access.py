@@ -4,12 +4,22 @@ its permission classes and queryset, exactly as it would for ``GET /api/<name>``
 
     view = list_view(resource, user)      # raises Forbidden if the user may not list
     items = snapshot_items(view)          # what GET /api/<name> would return
+
+Access is decided when a socket subscribes; when it may have changed (the user is
+deactivated, gains or loses staff, superuser, groups or permissions, signs out, or is
+deleted), every socket of that user is closed with ``ACCESS_CHANGED``. The client
+reconnects, and subscribes again under the new rules.
 """
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Any
 
+from django.contrib.auth import get_user_model, user_logged_out
+from django.db import transaction
+from django.db.models import Model
+from django.db.models.signals import m2m_changed, post_delete, post_save, pre_save
 from django.http import HttpRequest
 from rest_framework.exceptions import APIException
 from rest_framework.request import Request
@@ -38,3 +48,75 @@ def list_view(resource: Resource, user: Any) -> Any:
 def snapshot_items(view: Any) -> list[Any]:
     queryset = view.filter_queryset(view.get_queryset())
     return list(view.get_serializer(queryset, many=True).data)
+
+
+#: WebSocket close code for "your access changed: reconnect" (application range 4000-4999).
+ACCESS_CHANGED = 4003
+
+_FLAGS = ("is_active", "is_staff", "is_superuser")
+_STATE = "_paintbrush_access_flags"
+
+
+def user_group(user_id: Any) -> str:
+    """The channel-layer group every socket of a signed-in user listens to."""
+    return f"paintbrush.user.{user_id}"
+
+
+def _flags(user: Any) -> tuple[Any, ...]:
+    return tuple(getattr(user, flag, None) for flag in _FLAGS)
+
+
+def _access_changed(user_id: Any, using: str = "default") -> None:
+    from .publish import send_to_groups
+
+    transaction.on_commit(partial(send_to_groups, [(user_group(user_id), "")]), using=using, robust=True)
+
+
+def _before_user_save(
+    sender: type[Model], instance: Any, raw: bool = False, using: str = "default", **kwargs: Any
+) -> None:
+    if raw or instance._state.adding or instance.pk is None:
+        return
+    stored = sender._base_manager.using(using).filter(pk=instance.pk).first()
+    if stored is not None:
+        instance.__dict__[_STATE] = _flags(stored)
+
+
+def _after_user_save(sender: type[Model], instance: Any, using: str = "default", **kwargs: Any) -> None:
+    before = instance.__dict__.pop(_STATE, None)
+    if before is not None and before != _flags(instance):
+        _access_changed(instance.pk, using)
+
+
+def _after_user_delete(sender: type[Model], instance: Any, using: str = "default", **kwargs: Any) -> None:
+    _access_changed(instance.pk, using)
+
+
+def _after_membership_change(
+    sender: Any, instance: Any, action: str, reverse: bool, pk_set: Any, **kwargs: Any
+) -> None:
+    if not action.startswith("post_"):
+        return
+    User = get_user_model()
+    if isinstance(instance, User):
+        _access_changed(instance.pk, kwargs.get("using", "default"))
+    elif pk_set:  # group.user_set.add(...): the users are in pk_set
+        for pk in pk_set:
+            _access_changed(pk, kwargs.get("using", "default"))
+
+
+def _after_logout(sender: Any, request: Any, user: Any, **kwargs: Any) -> None:
+    if user is not None and user.pk is not None:
+        _access_changed(user.pk)
+
+
+def connect_receivers() -> None:
+    User = get_user_model()
+    pre_save.connect(_before_user_save, sender=User, dispatch_uid="paintbrush.access.pre_save")
+    post_save.connect(_after_user_save, sender=User, dispatch_uid="paintbrush.access.post_save")
+    post_delete.connect(_after_user_delete, sender=User, dispatch_uid="paintbrush.access.post_delete")
+    user_logged_out.connect(_after_logout, dispatch_uid="paintbrush.access.logout")
+    for field in ("groups", "user_permissions"):
+        through = getattr(getattr(User, field, None), "through", None)
+        if through is not None:
+            m2m_changed.connect(_after_membership_change, sender=through, dispatch_uid=f"paintbrush.access.{field}")

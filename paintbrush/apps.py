@@ -10,6 +10,7 @@ class PaintbrushConfig(AppConfig):
     verbose_name = "Paintbrush"
 
     def ready(self) -> None:
+        from . import access
         from . import checks as pb_checks
         from .doc_hub import connect_receivers as connect_document_receivers
         from .publish import connect_receivers
@@ -20,5 +21,6 @@ class PaintbrushConfig(AppConfig):
         checks.register(pb_checks.check_channel_layer, "paintbrush")
         connect_receivers()
         connect_document_receivers()
+        access.connect_receivers()
         # Like admin.autodiscover(): each app declares its resources in live.py.
         autodiscover_modules(pb_settings.AUTODISCOVER_MODULE)

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 from channels.layers import get_channel_layer
+from django.contrib.auth.models import AnonymousUser
 
 from . import access, deltas
 from .doc_hub import get_doc_hub
@@ -37,19 +38,41 @@ __all__ = ["DocConsumer", "LiveConsumer"]
 DOC = "doc"
 
 
-class DocumentMixin:
-    """A socket's subscription to its user's role document (``paintbrush.doc_hub``)."""
+class UserSocketMixin:
+    """What every Paintbrush socket does for its user: close when the user's access
+    changes (``paintbrush.access``), and hold its role document (``paintbrush.doc_hub``)."""
 
     doc_role: Role | None = None
     doc_group: str | None = None
+    access_group: str | None = None
     _doc_seq = -1
     _doc_text: str | None = None
 
     if TYPE_CHECKING:  # provided by AsyncWebsocketConsumer
+        scope: dict[str, Any]
 
         async def send(
             self, text_data: str | None = None, bytes_data: bytes | None = None, close: bool = False
         ) -> None: ...
+
+        async def close(self, code: int | None = None, reason: str | None = None) -> None: ...
+
+    async def watch_access(self) -> None:
+        """Listen for changes of the user's access; they close this socket."""
+        user = self.scope.get("user")
+        if user is not None and user.is_authenticated:
+            self.access_group = access.user_group(user.pk)
+            await get_hub(get_channel_layer(pb_settings.CHANNEL_LAYER)).join(self.access_group, self)
+
+    async def unwatch_access(self) -> None:
+        if self.access_group is not None:
+            await get_hub(get_channel_layer(pb_settings.CHANNEL_LAYER)).leave(self.access_group, self)
+            self.access_group = None
+
+    async def deliver(self, group: str, text: str) -> None:
+        if group == self.access_group:
+            # What this socket may read was decided under the old rules.
+            await self.close(code=access.ACCESS_CHANGED)
 
     async def attach_document(self, role: Role, user: Any) -> None:
         self.doc_role, self.doc_group = role, role.group_of(user)
@@ -83,7 +106,7 @@ class _Subscription:
     held: list[str] | None = field(default_factory=list)
 
 
-class LiveConsumer(DocumentMixin, AsyncWebsocketConsumer):
+class LiveConsumer(UserSocketMixin, AsyncWebsocketConsumer):
     """One socket per page; any number of resource subscriptions on it."""
 
     # Events reach sockets through the process hub, not per-socket channels, so the
@@ -99,11 +122,13 @@ class LiveConsumer(DocumentMixin, AsyncWebsocketConsumer):
             "closedoc": self.closedoc,
         }
         await self.accept()
+        await self.watch_access()
 
     async def disconnect(self, code: int) -> None:
         for name in list(getattr(self, "subscriptions", {})):
             await self._unsubscribe(name)
         await self.detach_document()
+        await self.unwatch_access()
 
     # -- incoming frames ----------------------------------------------------------
 
@@ -168,7 +193,8 @@ class LiveConsumer(DocumentMixin, AsyncWebsocketConsumer):
             return await self.open_document()
         resource = self.resource_of(message)
         snapshot = message.get("snapshot") is True
-        user = self.scope.get("user")
+        # Without AuthMiddlewareStack there is no user: treat the socket as signed out.
+        user = self.scope.get("user") or AnonymousUser()
         view = await database_sync_to_async(access.list_view)(resource, user)
         subscription = self.subscriptions.get(resource.name)
         if subscription is None:
@@ -225,6 +251,8 @@ class LiveConsumer(DocumentMixin, AsyncWebsocketConsumer):
     # -- from the hub -------------------------------------------------------------------
 
     async def deliver(self, group: str, text: str) -> None:
+        if group == self.access_group:
+            return await super().deliver(group, text)
         subscription = self.subscriptions.get(self._group_owner.get(group, ""))
         if subscription is None:
             return
@@ -234,7 +262,7 @@ class LiveConsumer(DocumentMixin, AsyncWebsocketConsumer):
             await self.send(text_data=text)
 
 
-class DocConsumer(DocumentMixin, AsyncWebsocketConsumer):
+class DocConsumer(UserSocketMixin, AsyncWebsocketConsumer):
     """``/ws/doc``: the user's role document on connect, then after every change."""
 
     channel_layer_alias = LiveConsumer.channel_layer_alias
@@ -246,10 +274,12 @@ class DocConsumer(DocumentMixin, AsyncWebsocketConsumer):
             await self.close()  # before accept(): the handshake is refused
             return
         await self.accept()
+        await self.watch_access()
         await self.attach_document(role, user)
 
     async def disconnect(self, code: int) -> None:
         await self.detach_document()
+        await self.unwatch_access()
 
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
         # Read-only socket: anything the client sends is ignored.

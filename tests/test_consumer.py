@@ -106,6 +106,7 @@ class ErrorTests(TransactionTestCase):
             self.assertEqual((await receive(ws))["error"], "bad_json")
         await ws.send_to(text_data="{nope")
         self.assertEqual(await ws.receive_output(timeout=5), {"type": "websocket.close", "code": 1008})
+        await ws.disconnect()
 
 
 @override_settings(CHANNEL_LAYERS=IN_MEMORY)

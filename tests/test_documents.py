@@ -281,8 +281,25 @@ class DocumentPushTests(TransactionTestCase):
         layer = get_channel_layer()
         self.assertEqual(
             set(layer.groups),
-            {f"paintbrush.doc.customer.{self.alice.pk}", "paintbrush.docrole.customer", "paintbrush.doc.admin"},
+            {
+                f"paintbrush.doc.customer.{self.alice.pk}",
+                "paintbrush.docrole.customer",
+                "paintbrush.doc.admin",
+                f"paintbrush.user.{self.alice.pk}",
+                f"paintbrush.user.{self.admin.pk}",
+            },
         )
         await alice.disconnect()
         await admin.disconnect()
         self.assertEqual(layer.groups, {})
+
+    async def test_a_user_joining_staff_is_disconnected_from_their_customer_document(self) -> None:
+        ws, doc = await self.doc_socket(self.alice)
+        self.assertEqual(doc["role"], "customer")
+        self.alice.is_staff = True
+        await sync_to_async(self.alice.save)()
+        self.assertEqual(await ws.receive_output(timeout=5), {"type": "websocket.close", "code": 4003})
+        await ws.disconnect()
+        again, doc = await self.doc_socket(self.alice)
+        self.assertEqual(doc["role"], "admin")
+        await again.disconnect()

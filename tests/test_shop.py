@@ -190,3 +190,36 @@ class OrderEventTests(TransactionTestCase):
         self.assertEqual((await receive(alice))["item"]["id"], mine.pk)
         await alice.disconnect()
         await bob.disconnect()
+
+    async def test_a_user_whose_access_changes_is_disconnected_and_reconnects_under_the_new_rules(self) -> None:
+        staff = await ws_connect(user=self.admin)
+        await subscribe(staff, "orders")
+        self.admin.is_staff = False
+        await sync_to_async(self.admin.save)()
+        self.assertEqual(await staff.receive_output(timeout=5), {"type": "websocket.close", "code": 4003})
+        await staff.disconnect()
+        # Reconnected, the former staff user sees only their own orders.
+        again = await ws_connect(user=self.admin)
+        self.assertEqual(await subscribe(again, "orders", snapshot=True), [])
+        await sync_to_async(Order.objects.create)(user=self.bob, product=self.product)
+        mine = await self.order(self.admin)
+        self.assertEqual((await receive(again))["item"]["id"], mine.pk)
+        await again.disconnect()
+
+    async def test_signing_out_closes_the_users_sockets(self) -> None:
+        from django.contrib.auth import user_logged_out
+
+        ws = await ws_connect(user=self.alice)
+        await subscribe(ws, "orders")
+        await sync_to_async(user_logged_out.send)(sender=type(self.alice), request=None, user=self.alice)
+        self.assertEqual(await ws.receive_output(timeout=5), {"type": "websocket.close", "code": 4003})
+        await ws.disconnect()
+
+    async def test_a_save_that_keeps_the_users_access_keeps_the_socket(self) -> None:
+        ws = await ws_connect(user=self.alice)
+        await subscribe(ws, "orders")
+        self.alice.email = "new@example.com"
+        await sync_to_async(self.alice.save)()
+        mine = await self.order(self.alice)
+        self.assertEqual((await receive(ws))["item"]["id"], mine.pk)  # still open, still live
+        await ws.disconnect()
