@@ -6,12 +6,12 @@ request.
 =================  ============================================================
 ``paintbrush.E001``  two resources share one name
 ``paintbrush.E002``  a resource name is reserved (``doc``) or not usable as a topic
-``paintbrush.E003``  a live resource's model has no ``VersionField``
+``paintbrush.E003``  a live resource's model is not a ``LiveModel`` (no version, no atomic save)
 ``paintbrush.E004``  live resources are declared but no channel layer is configured
 ``paintbrush.E005``  a ``PAINTBRUSH`` setting is unknown or has a bad value
 ``paintbrush.E006``  ``notify`` names a topic other than the resource's name
 ``paintbrush.E007``  one model is registered as two resources
-``paintbrush.W001``  ``get_queryset`` is overridden but the event keys are not
+``paintbrush.W001``  rows are filtered (``get_queryset``, or the viewset's) but event keys are not
 =================  ============================================================
 """
 
@@ -24,8 +24,10 @@ from typing import Any
 from django.conf import settings
 from django.core.checks import CheckMessage, Error, Warning
 
+from .models import LiveModel
 from .resources import Resource, ResourceRegistry, site
 from .settings import DEFAULTS
+from .views import LiveModelViewSet
 
 RESERVED_NAMES = frozenset({"doc"})
 _NAME = re.compile(r"^[A-Za-z0-9_-]{1,60}$")
@@ -57,11 +59,13 @@ def check_resources(registry: ResourceRegistry | None = None, **kwargs: Any) -> 
                     id="paintbrush.E002",
                 )
             )
-        if resource.live and resource.version_field is None:
+        if resource.live and not issubclass(resource.model, LiveModel):
+            # The version is assigned under a row lock in the save's transaction; a
+            # plain model saved in autocommit mode has no transaction to lock in.
             errors.append(
                 Error(
-                    f"Live resource {resource.name!r}: model {label} has no VersionField.",
-                    hint="Inherit paintbrush.models.LiveModel, or add version = paintbrush.fields.VersionField().",
+                    f"Live resource {resource.name!r}: model {label} is not a paintbrush.models.LiveModel.",
+                    hint="Inherit paintbrush.models.LiveModel: it adds the version field and makes saves atomic.",
                     obj=resource,
                     id="paintbrush.E003",
                 )
@@ -84,14 +88,22 @@ def check_resources(registry: ResourceRegistry | None = None, **kwargs: Any) -> 
                     id="paintbrush.E007",
                 )
             )
-        overridden = type(resource).get_queryset is not Resource.get_queryset
+        viewset = resource.viewset_class
+        overridden = type(resource).get_queryset is not Resource.get_queryset or (
+            viewset is not None
+            and (
+                viewset.get_queryset is not LiveModelViewSet.get_queryset
+                or viewset.filter_queryset is not LiveModelViewSet.filter_queryset
+            )
+        )
         keys_kept = type(resource).event_keys is Resource.event_keys or (
             type(resource).subscription_keys is Resource.subscription_keys
         )
         if resource.live and overridden and keys_kept:
             errors.append(
                 Warning(
-                    f"Resource {resource.name!r} overrides get_queryset() but not event_keys() and "
+                    f"Resource {resource.name!r} filters rows (get_queryset or its viewset) but does not "
+                    "override event_keys() and "
                     "subscription_keys(): its events may reach users its queryset hides rows from.",
                     hint="Override both key hooks to partition events as the queryset does, or use owner_field.",
                     obj=resource,

@@ -133,9 +133,11 @@ class LiveConsumer(UserSocketMixin, AsyncWebsocketConsumer):
     # -- incoming frames ----------------------------------------------------------
 
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
-        message: dict[str, Any] | None = None
+        message: Any = None
         try:
             message = self.parse(text_data, bytes_data)
+            if not isinstance(message, dict):
+                raise BadMessage(f"A message is a JSON object, not {type(message).__name__}.")
             action = message.get("action")
             if not isinstance(action, str):
                 raise BadMessage('A message is a JSON object with a string "action".')
@@ -146,7 +148,7 @@ class LiveConsumer(UserSocketMixin, AsyncWebsocketConsumer):
         except SocketError as exc:
             await self.send_error(exc, message)
 
-    def parse(self, text_data: str | None, bytes_data: bytes | None) -> dict[str, Any]:
+    def parse(self, text_data: str | None, bytes_data: bytes | None) -> Any:
         limit = pb_settings.MAX_FRAME_BYTES
         size = len(bytes_data) if bytes_data is not None else len((text_data or "").encode())
         if size > limit:
@@ -154,12 +156,9 @@ class LiveConsumer(UserSocketMixin, AsyncWebsocketConsumer):
         if text_data is None:
             raise BadJSON("Binary frames are not accepted; send JSON text.")
         try:
-            message = json.loads(text_data)
+            return json.loads(text_data)
         except ValueError as exc:
             raise BadJSON(f"The frame is not valid JSON: {exc}.") from exc
-        if not isinstance(message, dict):
-            raise BadMessage(f"A message is a JSON object, not {type(message).__name__}.")
-        return message
 
     def resource_name(self, message: dict[str, Any]) -> str:
         name = message.get("resource")
@@ -174,7 +173,7 @@ class LiveConsumer(UserSocketMixin, AsyncWebsocketConsumer):
             raise UnknownResource(f"No live resource named {name!r}.")
         return resource
 
-    async def send_error(self, exc: SocketError, request: dict[str, Any] | None) -> None:
+    async def send_error(self, exc: SocketError, request: Any) -> None:
         now = time.monotonic()
         self._errors = [t for t in getattr(self, "_errors", []) if now - t < 60.0]
         self._errors.append(now)

@@ -1,14 +1,10 @@
 """
-The row version every live model carries.
+The row version every live model carries, declared by ``paintbrush.models.LiveModel``.
 
-    from paintbrush.fields import VersionField
-
-    class Todo(models.Model):
-        title = models.CharField(max_length=200)
-        version = VersionField()
-
-Or inherit ``paintbrush.models.LiveModel``, which declares it for you and makes every
-save atomic (the version is assigned under a row lock, see ``paintbrush.publish``).
+Live resources inherit ``LiveModel`` rather than declaring this field themselves (check
+``paintbrush.E003``): the version is assigned under a row lock in the save's
+transaction (``paintbrush.publish``), and only ``LiveModel.save()`` guarantees there is
+one, even in autocommit mode.
 """
 
 from __future__ import annotations

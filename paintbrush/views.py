@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 from django.db import transaction
 from django.db.models import Model, QuerySet
 from rest_framework import permissions, viewsets
+from rest_framework.exceptions import ParseError
 from rest_framework.parsers import JSONParser
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -77,6 +78,12 @@ class LiveModelViewSet(viewsets.ModelViewSet):  # type: ignore[type-arg]
         if version is not None:
             response["ETag"] = f'"{version}"'
         return response
+
+    def initial(self, request: Request, *args: Any, **kwargs: Any) -> None:
+        super().initial(request, *args, **kwargs)
+        if request.method in {"POST", "PUT", "PATCH"} and not request.body:
+            # DRF reads an empty body as {}: a PUT of nothing would succeed silently.
+            raise ParseError("The request body is empty; send a JSON object.")
 
     def retrieve(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         instance = self.get_object()

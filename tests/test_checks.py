@@ -10,6 +10,7 @@ from django.test import SimpleTestCase, override_settings
 
 from paintbrush import checks
 from paintbrush.resources import Resource, ResourceRegistry
+from paintbrush.views import LiveModelViewSet
 from project.demo.models import Checklist, Note, Todo
 
 
@@ -36,11 +37,11 @@ class CheckTests(SimpleTestCase):
         registry = self.registry((Todo, {"name": "doc"}), (Checklist, {"name": "has space"}))
         self.assertEqual(ids(checks.check_resources(registry)), ["paintbrush.E002", "paintbrush.E002"])
 
-    def test_e003_a_live_model_without_a_version_field(self) -> None:
+    def test_e003_a_live_model_that_is_not_a_live_model(self) -> None:
         registry = self.registry((Note, {"notify": "notes"}))
         messages = checks.check_resources(registry)
         self.assertEqual(ids(messages), ["paintbrush.E003"])
-        self.assertIn("VersionField", str(messages[0].hint))
+        self.assertIn("LiveModel", str(messages[0].hint))
 
     def test_a_rest_only_model_needs_no_version_field(self) -> None:
         self.assertEqual(checks.check_resources(self.registry((Note, {"name": "notes"}))), [])
@@ -73,4 +74,12 @@ class CheckTests(SimpleTestCase):
                 return super().get_queryset(user).filter(done=False)
 
         registry = self.registry((Todo, {"notify": "todos", "resource_class": Mine}))
+        self.assertEqual(ids(checks.check_resources(registry)), ["paintbrush.W001"])
+
+    def test_w001_a_viewset_that_filters_rows_without_event_keys(self) -> None:
+        class Filtered(LiveModelViewSet):
+            def get_queryset(self) -> models.QuerySet[Any]:
+                return super().get_queryset().filter(done=False)
+
+        registry = self.registry((Todo, {"notify": "todos", "viewset_class": Filtered}))
         self.assertEqual(ids(checks.check_resources(registry)), ["paintbrush.W001"])

@@ -45,7 +45,7 @@ class ErrorTests(TransactionTestCase):
     async def test_json_that_is_not_an_object_is_bad_message(self) -> None:
         ws = await ws_connect()
         await ws.send_json_to(["opendoc", "todos"])
-        await self.assert_error(ws, "bad_message")
+        await self.assert_error(ws, "bad_message", ["opendoc", "todos"])
         await ws.disconnect()
 
     async def test_a_missing_or_non_string_action_is_bad_message(self) -> None:

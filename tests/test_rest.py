@@ -138,6 +138,8 @@ class RestTests(TestCase):
             ("put", f"/api/todos/{todo.pk}", "{not json", "application/json", 400),
             ("patch", f"/api/todos/{todo.pk}", "[]", "application/json", 400),
             ("patch", f"/api/todos/{todo.pk}", "done=1", "text/plain", 415),
+            ("put", f"/api/todos/{todo.pk}", "", "application/json", 400),
+            ("post", "/api/todos", "", "application/json", 400),
         ]
         with (
             mock.patch.object(publish, "send_to_groups") as send,
