@@ -25,6 +25,7 @@ from rest_framework.exceptions import APIException
 from rest_framework.request import Request
 
 from .exceptions import Forbidden
+from .publish import send_to_groups, stored_row
 from .resources import Resource
 
 
@@ -67,17 +68,15 @@ def _flags(user: Any) -> tuple[Any, ...]:
 
 
 def _access_changed(user_id: Any, using: str = "default") -> None:
-    from .publish import send_to_groups
-
     transaction.on_commit(partial(send_to_groups, [(user_group(user_id), "")]), using=using, robust=True)
 
 
 def _before_user_save(
     sender: type[Model], instance: Any, raw: bool = False, using: str = "default", **kwargs: Any
 ) -> None:
-    if raw or instance._state.adding or instance.pk is None:
+    if raw:
         return
-    stored = sender._base_manager.using(using).filter(pk=instance.pk).first()
+    stored = stored_row(sender, instance, using)
     if stored is not None:
         instance.__dict__[_STATE] = _flags(stored)
 

@@ -9,8 +9,10 @@ connected sockets per group (``admin``, ``customer:<id>``), and joins the channe
 groups of those only, so documents are assembled only for users who are connected. A
 notice marks the group dirty; dirty groups are flushed after
 ``PAINTBRUSH["DOC_COALESCE_SECONDS"]``, so a burst of commits gives one push. A flush
-assembles each dirty group's document once, encodes it once, and hands the same text
-to every local socket of the group. An unchanged document is not sent again.
+assembles each dirty group's document once (in each process that has sockets of the
+group), encodes it once, and hands the same text to every local socket of the group.
+An unchanged document is not sent again, and a socket that joins a group gets the
+group's current document without a new assembly.
 """
 
 from __future__ import annotations
@@ -28,8 +30,7 @@ from django.db.models.signals import post_delete, post_save, pre_delete, pre_sav
 from . import deltas
 from .documents import Every, Role, roles
 from .hub import get_hub
-from .publish import _STATE as _PUBLISH_STATE
-from .publish import send_to_groups
+from .publish import send_to_groups, stored_row
 from .settings import pb_settings
 
 logger = logging.getLogger("paintbrush")
@@ -72,9 +73,7 @@ def remember(sender: type[Model], instance: Model, using: str = "default", **kwa
         return
     if not affected_groups(instance):
         return  # a model no document reads
-    # publish.py has read the stored row already for a registered resource.
-    before = instance.__dict__.get(_PUBLISH_STATE)
-    stored = getattr(before, "row", None) or sender._base_manager.using(using).filter(pk=instance.pk).first()
+    stored = stored_row(sender, instance, using)
     if stored is not None:
         instance.__dict__[_BEFORE] = affected_groups(stored)
 

@@ -46,16 +46,37 @@ class _Before:
     keys: set[str] = field(default_factory=set)
     changed: bool = True
     version: int | None = None
-    row: Model | None = None  # the stored row this write replaces (None on create)
 
 
-def _stored_row(model: type[Model], pk: Any, using: str) -> Model | None:
-    qs = model._base_manager.using(using).filter(pk=pk)
-    if connections[using].in_atomic_block:
-        # Serialises concurrent writers of this row, so the previous state we diff
-        # against, and the version we assign, are the ones this write replaces.
-        qs = qs.select_for_update()
-    return qs.first()
+_ROW = "_paintbrush_stored_row"
+
+
+def stored_row(model: type[Model], instance: Model, using: str) -> Model | None:
+    """The row as stored before the save or delete in progress (None for a new row).
+
+    Read once per write and shared by every Paintbrush receiver (events, documents,
+    access); inside a transaction it is read under a row lock, which serialises
+    concurrent writers of the row, so the previous state we diff against and the
+    version we assign are those of the row this write replaces."""
+    if instance._state.adding or instance.pk is None:
+        return None
+    if _ROW not in instance.__dict__:
+        qs = model._base_manager.using(using).filter(pk=instance.pk)
+        if connections[using].in_atomic_block:
+            qs = qs.select_for_update()
+        rows = list(qs[:1])  # by primary key: no ORDER BY needed, unlike first()
+        instance.__dict__[_ROW] = rows[0] if rows else None
+    row: Model | None = instance.__dict__[_ROW]
+    return row
+
+
+def _begin_write(sender: type[Model], instance: Model, **kwargs: Any) -> None:
+    """First pre_save/pre_delete receiver: forget a row read for an earlier write."""
+    instance.__dict__.pop(_ROW, None)
+
+
+def _end_write(sender: type[Model], instance: Model, **kwargs: Any) -> None:
+    instance.__dict__.pop(_ROW, None)
 
 
 def _values(resource: Resource, obj: Model, only: Any) -> dict[str, Any]:
@@ -78,9 +99,7 @@ def on_pre_save(
     if resource is None or raw:
         return
     version_field = resource.version_field
-    old = None
-    if not instance._state.adding and instance.pk is not None:
-        old = _stored_row(sender, instance.pk, using)
+    old = stored_row(sender, instance, using)
     if old is None:
         if version_field:
             setattr(instance, version_field, 1)
@@ -89,7 +108,7 @@ def on_pre_save(
     changed = _values(resource, old, update_fields) != _values(resource, instance, update_fields)
     if version_field:
         setattr(instance, version_field, getattr(old, version_field) + (1 if changed else 0))
-    before = _Before(changed=changed, row=old)
+    before = _Before(changed=changed)
     if resource.live and changed:
         before.item = deltas.render(resource, old)
         before.keys = set(resource.event_keys(old))
@@ -140,9 +159,9 @@ def on_pre_delete(sender: type[Model], instance: Model, using: str = "default", 
         return
     # The stored row, not the instance: an out-of-date instance (loaded before the row
     # moved to another owner) must not route the delete to the old owner's keys.
-    stored = _stored_row(sender, instance.pk, using) or instance
+    stored = stored_row(sender, instance, using) or instance
     version = getattr(stored, resource.version_field) if resource.version_field else None
-    instance.__dict__[_STATE] = _Before(keys=set(resource.event_keys(stored)), version=version, row=stored)
+    instance.__dict__[_STATE] = _Before(keys=set(resource.event_keys(stored)), version=version)
 
 
 def on_post_delete(sender: type[Model], instance: Model, using: str = "default", **kwargs: Any) -> None:
@@ -179,7 +198,13 @@ async def _group_send_all(layer: Any, messages: list[tuple[str, str]]) -> None:
 
 
 def connect_receivers() -> None:
-    """Connect once, for every model (receivers look the model up in the registry)."""
+    """Connect once, for every model (receivers look the model up in the registry).
+
+    Connected before the document and access receivers, which reuse ``stored_row``."""
+    pre_save.connect(_begin_write, dispatch_uid="paintbrush.begin_write.save")
+    pre_delete.connect(_begin_write, dispatch_uid="paintbrush.begin_write.delete")
+    post_save.connect(_end_write, dispatch_uid="paintbrush.end_write.save")
+    post_delete.connect(_end_write, dispatch_uid="paintbrush.end_write.delete")
     pre_save.connect(on_pre_save, dispatch_uid="paintbrush.pre_save")
     post_save.connect(on_post_save, dispatch_uid="paintbrush.post_save")
     pre_delete.connect(on_pre_delete, dispatch_uid="paintbrush.pre_delete")

@@ -101,6 +101,17 @@ class OrderRestTests(TestCase):
         order.refresh_from_db()
         self.assertEqual((order.product_id, order.version), (self.product.pk, 1))
 
+    def test_a_save_reads_the_stored_row_once_for_every_receiver(self) -> None:
+        # Documents (a user is in them) and access (flags) both need the previous row.
+        self.alice.email = "alice@elsewhere.example"
+        with self.assertNumQueries(2):  # the stored row, then the UPDATE
+            self.alice.save()
+        order = self.order(self.alice)
+        order.quantity = 2
+        # Events and documents share one read (locked, on PostgreSQL) before the UPDATE.
+        with self.assertNumQueries(2):
+            order.save()
+
     def test_staff_see_every_order(self) -> None:
         self.order(self.alice), self.order(self.bob)
         self.as_user(self.admin)
