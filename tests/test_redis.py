@@ -8,9 +8,13 @@ missing service.
 
 from __future__ import annotations
 
+import http.client
+import json
 import os
+import socket
 import subprocess
 import sys
+import time
 import unittest
 import uuid
 from pathlib import Path
@@ -50,15 +54,41 @@ def database_url() -> str:
     return f"postgres://{s['USER']}:{s['PASSWORD']}@{s['HOST'] or 'localhost'}:{s['PORT'] or 5432}/{s['NAME']}"
 
 
-def run_in_another_process(code: str, layers: dict[str, Any]) -> None:
-    env = {
+def other_process_env(layers: dict[str, Any]) -> dict[str, str]:
+    return {
         **os.environ,
         "DJANGO_SETTINGS_MODULE": "project.settings",
         "DATABASE_URL": database_url(),
         "REDIS_URL": REDIS_URL or "",
         "PAINTBRUSH_TEST_LAYER_PREFIX": layers["default"]["CONFIG"]["prefix"],
     }
+
+
+def run_in_another_process(code: str, layers: dict[str, Any]) -> None:
+    env = other_process_env(layers)
     subprocess.run([sys.executable, "manage.py", "shell", "-c", code], cwd=ROOT, env=env, check=True, timeout=60)
+
+
+def start_server_process(layers: dict[str, Any]) -> tuple[subprocess.Popen[bytes], int]:
+    """A second Daphne server of the project, sharing the test database and Redis."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = int(probe.getsockname()[1])
+    server = subprocess.Popen(
+        [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), "project.asgi:application"],
+        cwd=ROOT,
+        env=other_process_env(layers),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    for _ in range(200):  # a server announces nothing we could await: poll its port
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+            return server, port
+        except OSError:
+            time.sleep(0.05)
+    server.kill()
+    raise RuntimeError("the second server did not start")
 
 
 @unittest.skipUnless(REDIS_URL, "set PAINTBRUSH_TEST_REDIS_URL to run the Redis tests")
@@ -128,4 +158,43 @@ class RedisScaleOutTests(TransactionTestCase):
         )
         doc = (await receive(ws))["doc"]
         self.assertEqual([(o["user"], o["quantity"]) for o in doc["orders"]], [(alice.pk, 4)])
+        await ws.disconnect()
+
+    async def test_an_order_posted_to_another_server_process_is_pushed_to_a_customer_here(self) -> None:
+        from django.contrib.auth import get_user_model
+
+        from project.demo.models import Product
+
+        from .utils import session_cookie
+
+        alice = await sync_to_async(get_user_model().objects.create_user)("alice")
+        product = await sync_to_async(Product.objects.create)(name="Brush", price="9.99")
+        cookie = await session_cookie(alice)
+        ws = await ws_connect("/ws/doc", cookie=cookie)
+        self.assertEqual((await receive(ws))["doc"]["orders"], [])
+
+        server, port = await sync_to_async(start_server_process)(self.layers)
+        self.addCleanup(server.wait)
+        self.addCleanup(server.terminate)
+
+        def post_order() -> int:
+            csrf = "a" * 32  # a CSRF secret of our choosing, sent as cookie and header
+            connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+            connection.request(
+                "POST",
+                "/api/orders",
+                json.dumps({"product": product.pk, "quantity": 3}),
+                {
+                    "Content-Type": "application/json",
+                    "Cookie": f"{cookie.decode()}; csrftoken={csrf}",
+                    "X-CSRFToken": csrf,
+                },
+            )
+            status = connection.getresponse().status
+            connection.close()
+            return status
+
+        self.assertEqual(await sync_to_async(post_order)(), 201)
+        doc = (await receive(ws))["doc"]
+        self.assertEqual([(o["user"], o["quantity"]) for o in doc["orders"]], [(alice.pk, 3)])
         await ws.disconnect()
