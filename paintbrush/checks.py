@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import re
 from collections import Counter
+from collections.abc import Callable
 from typing import Any
 
 from django.conf import settings
@@ -133,6 +134,15 @@ def check_channel_layer(registry: ResourceRegistry | None = None, **kwargs: Any)
     return []
 
 
+_VALUE_RULES: list[tuple[str, Callable[[Any], bool], str]] = [
+    ("MAX_FRAME_BYTES", lambda v: isinstance(v, int) and v > 0, "a positive int"),
+    ("MAX_ERRORS_PER_MINUTE", lambda v: isinstance(v, int) and v > 0, "a positive int"),
+    ("DOC_COALESCE_SECONDS", lambda v: isinstance(v, int | float) and v >= 0, "a number >= 0"),
+    ("CHANNEL_LAYER", lambda v: isinstance(v, str), "a channel-layer alias (str)"),
+    ("AUTODISCOVER_MODULE", lambda v: isinstance(v, str) and v.isidentifier(), "a module name"),
+]
+
+
 def check_settings(**kwargs: Any) -> list[CheckMessage]:
     user = getattr(settings, "PAINTBRUSH", {})
     if not isinstance(user, dict):
@@ -146,28 +156,8 @@ def check_settings(**kwargs: Any) -> list[CheckMessage]:
                 id="paintbrush.E005",
             )
         )
-    frame = user.get("MAX_FRAME_BYTES", DEFAULTS["MAX_FRAME_BYTES"])
-    if not isinstance(frame, int) or isinstance(frame, bool) or frame <= 0:
-        errors.append(
-            Error(
-                f"PAINTBRUSH['MAX_FRAME_BYTES'] must be a positive int, not {frame!r}.",
-                id="paintbrush.E005",
-            )
-        )
-    errors_limit = user.get("MAX_ERRORS_PER_MINUTE", DEFAULTS["MAX_ERRORS_PER_MINUTE"])
-    if not isinstance(errors_limit, int) or isinstance(errors_limit, bool) or errors_limit <= 0:
-        errors.append(
-            Error(
-                f"PAINTBRUSH['MAX_ERRORS_PER_MINUTE'] must be a positive int, not {errors_limit!r}.",
-                id="paintbrush.E005",
-            )
-        )
-    window = user.get("DOC_COALESCE_SECONDS", DEFAULTS["DOC_COALESCE_SECONDS"])
-    if not isinstance(window, int | float) or isinstance(window, bool) or window < 0:
-        errors.append(
-            Error(
-                f"PAINTBRUSH['DOC_COALESCE_SECONDS'] must be a number >= 0, not {window!r}.",
-                id="paintbrush.E005",
-            )
-        )
+    for key, valid, expected in _VALUE_RULES:
+        value = user.get(key, DEFAULTS[key])
+        if isinstance(value, bool) or not valid(value):
+            errors.append(Error(f"PAINTBRUSH[{key!r}] must be {expected}, not {value!r}.", id="paintbrush.E005"))
     return errors
