@@ -226,6 +226,21 @@ class OrderEventTests(TransactionTestCase):
         self.assertEqual(await ws.receive_output(timeout=5), {"type": "websocket.close", "code": 4003})
         await ws.disconnect()
 
+    async def test_joining_a_group_or_being_deleted_closes_the_users_sockets(self) -> None:
+        from django.contrib.auth.models import Group
+
+        group = await sync_to_async(Group.objects.create)(name="support")
+        for change in (
+            lambda: self.alice.groups.add(group),  # from the user's side
+            lambda: group.user_set.remove(self.alice),  # from the group's side
+            self.alice.delete,
+        ):
+            ws = await ws_connect(user=self.alice)
+            await subscribe(ws, "orders")
+            await sync_to_async(change)()
+            self.assertEqual(await ws.receive_output(timeout=5), {"type": "websocket.close", "code": 4003})
+            await ws.disconnect()
+
     async def test_a_save_that_keeps_the_users_access_keeps_the_socket(self) -> None:
         ws = await ws_connect(user=self.alice)
         await subscribe(ws, "orders")
