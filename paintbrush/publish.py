@@ -131,8 +131,8 @@ def on_post_save(
     item = deltas.render(resource, instance)
     keys = set(resource.event_keys(instance))
     version = getattr(instance, resource.version_field) if resource.version_field else None
+    pk = deltas.wire_id(instance.pk)
     messages: list[tuple[str, str]] = []
-    create_text: str | None = None
     if before.item is None:
         new_keys = keys
     else:
@@ -140,16 +140,16 @@ def on_post_save(
         stay = keys & before.keys
         if stay:
             fields = deltas.changed_fields(before.item, item)
-            text = deltas.encode(deltas.update_event(name, item.get("id"), fields, version))
+            text = deltas.encode(deltas.update_event(name, pk, fields, version))
             messages += [(k, text) for k in sorted(stay)]
         gone = before.keys - keys
         if gone:
             # The row left these keys' view: for them it is as if it were deleted.
-            text = deltas.encode(deltas.delete_event(name, item.get("id"), version))
+            text = deltas.encode(deltas.delete_event(name, pk, version))
             messages += [(k, text) for k in sorted(gone)]
     if new_keys:
-        create_text = deltas.encode(deltas.create_event(name, item))
-        messages += [(k, create_text) for k in sorted(new_keys)]
+        text = deltas.encode(deltas.create_event(name, item))
+        messages += [(k, text) for k in sorted(new_keys)]
     _publish_on_commit(resource, messages, using)
 
 
