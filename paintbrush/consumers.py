@@ -37,6 +37,9 @@ __all__ = ["DocConsumer", "LiveConsumer"]
 #: The reserved resource name of the role document on the multiplexed socket.
 DOC = "doc"
 
+#: WebSocket close code 1012 "service restart": reconnect and resync.
+SERVICE_RESTART = 1012
+
 
 class UserSocketMixin:
     """What every Paintbrush socket does for its user: close when the user's access
@@ -73,6 +76,11 @@ class UserSocketMixin:
         if group == self.access_group:
             # What this socket may read was decided under the old rules.
             await self.close(code=access.ACCESS_CHANGED)
+
+    async def lost(self) -> None:
+        # The channel layer was unreachable: events (or an access notice) may be lost.
+        # Closing makes the client reconnect and take fresh snapshots.
+        await self.close(code=SERVICE_RESTART)
 
     async def attach_document(self, role: Role, user: Any) -> None:
         self.doc_role, self.doc_group = role, role.group_of(user)

@@ -192,6 +192,12 @@ class DocHub:
             loop = asyncio.get_running_loop()
             self._timer = loop.call_later(pb_settings.DOC_COALESCE_SECONDS, self._start_flush)
 
+    async def lost(self) -> None:
+        """Notices may have been lost: every document is assembled again."""
+        self.dirty.update(self.sockets)
+        if self.dirty and self._timer is None:
+            self._timer = asyncio.get_running_loop().call_later(pb_settings.DOC_COALESCE_SECONDS, self._start_flush)
+
     def _start_flush(self) -> None:
         self._timer = None
         task = asyncio.get_running_loop().create_task(self.flush())

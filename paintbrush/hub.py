@@ -31,10 +31,15 @@ logger = logging.getLogger("paintbrush")
 __all__ = ["Hub", "Subscriber", "get_hub"]
 
 _YIELD_EVERY = 8
+_RENEW_SECONDS = 60.0
 
 
 class Subscriber(Protocol):
     def deliver(self, group: str, text: str) -> Awaitable[None]: ...
+
+    def lost(self) -> Awaitable[None]:
+        """Events may have been lost (the channel layer was unreachable): resync."""
+        ...
 
 
 class Hub:
@@ -99,9 +104,10 @@ class Hub:
             except Exception:
                 # A channel layer that is briefly unreachable (Redis restarting) must
                 # not end delivery for good: log, back off, and listen again.
-                failures += 1
+                failures = min(failures + 1, 6)
                 logger.exception("Paintbrush: receiving from the channel layer failed")
-                await asyncio.sleep(min(0.1 * 2**failures, 5.0))
+                await asyncio.sleep(0.1 * 2**failures)
+                await self._recover(channel)
                 continue
             failures = 0
             group, text = message.get("group"), message.get("text")
@@ -109,14 +115,30 @@ class Hub:
                 self._pending.append((group, text))
                 self._wake.set()
 
+    async def _recover(self, channel: str) -> None:
+        """After a failed receive: join the groups again (a restarted Redis forgot
+        them) and tell every subscriber that events may have been lost meanwhile."""
+        try:
+            for group in list(self.members):
+                await self.layer.group_add(group, channel)
+        except Exception:
+            return  # still unreachable: the next receive fails and we come back
+        subscribers = {id(s): s for members in self.members.values() for s in members}
+        for subscriber in subscribers.values():
+            try:
+                await subscriber.lost()
+            except Exception:
+                logger.exception("Paintbrush: resyncing %r failed", subscriber)
+
     async def _renew(self, channel: str) -> None:
-        """Channel layers expire group membership (``group_expiry``, a day by default):
-        a long-lived hub renews its groups well before that, whatever the traffic."""
+        """Channel layers expire group membership (``group_expiry``, a day by default),
+        and a Redis restarted without persistence forgets it: a long-lived hub renews
+        its groups every minute, whatever the traffic."""
         expiry = getattr(self.layer, "group_expiry", None)
         if not expiry:
             return
         while True:
-            await asyncio.sleep(expiry / 3)
+            await asyncio.sleep(min(expiry / 3, _RENEW_SECONDS))
             for group in list(self.members):
                 try:
                     await self.layer.group_add(group, channel)

@@ -153,6 +153,19 @@ class SubscriptionTests(TransactionTestCase):
         self.assertEqual(await receive(ws), {"type": "closed", "resource": "todos"})
         await ws.disconnect()
 
+    async def test_after_a_channel_layer_outage_sockets_are_told_to_reconnect(self) -> None:
+        from channels.layers import get_channel_layer
+
+        from paintbrush.hub import get_hub
+
+        ws = await ws_connect()
+        await subscribe(ws, "todos")
+        hub = get_hub(get_channel_layer())
+        assert hub.channel is not None
+        await hub._recover(hub.channel)  # what the hub does once a failing receive recovers
+        self.assertEqual(await ws.receive_output(timeout=5), {"type": "websocket.close", "code": 1012})
+        await ws.disconnect()
+
     async def test_the_trailing_slash_of_the_socket_path_is_optional(self) -> None:
         ws = await ws_connect("/ws/")
         await subscribe(ws, "todos")

@@ -18,6 +18,11 @@ class Recorder:
         self.gate = gate
         self.done = asyncio.Event()
 
+    lost_calls = 0
+
+    async def lost(self) -> None:
+        self.lost_calls += 1
+
     async def deliver(self, group: str, text: str) -> None:
         if self.gate is not None:
             await self.gate.wait()
@@ -78,7 +83,7 @@ class HubTests(SimpleTestCase):
         self.assertEqual(layer.groups, {})
 
     async def test_a_failing_subscriber_does_not_stop_the_others(self) -> None:
-        class Broken:
+        class Broken(Recorder):
             async def deliver(self, group: str, text: str) -> None:
                 raise RuntimeError("socket gone")
 
@@ -133,4 +138,6 @@ class HubTests(SimpleTestCase):
             await layer.group_send("g", event("g", "after the blip"))
             await asyncio.wait_for(recorder.done.wait(), 5)
         self.assertEqual(recorder.texts, ["after the blip"])
+        # Events may have been lost while the layer was unreachable: subscribers resync.
+        self.assertEqual(recorder.lost_calls, 1)
         await hub.leave("g", recorder)
