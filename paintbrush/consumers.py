@@ -23,6 +23,7 @@ from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 from channels.layers import get_channel_layer
 from django.contrib.auth.models import AnonymousUser
+from django.core.exceptions import ObjectDoesNotExist
 
 from . import access, deltas
 from .doc_hub import get_doc_hub
@@ -60,12 +61,20 @@ class UserSocketMixin:
 
         async def close(self, code: int | None = None, reason: str | None = None) -> None: ...
 
-    async def watch_access(self) -> None:
-        """Listen for changes of the user's access; they close this socket."""
+    async def watch_access(self) -> bool:
+        """Listen for changes of the user's access (they close this socket), then read
+        the user again: a change committed before we listened is in that read. False
+        if the user is gone or deactivated meanwhile."""
         user = self.scope.get("user")
-        if user is not None and user.is_authenticated:
-            self.access_group = access.user_group(user.pk)
-            await get_hub(get_channel_layer(pb_settings.CHANNEL_LAYER)).join(self.access_group, self)
+        if user is None or not user.is_authenticated:
+            return True
+        self.access_group = access.user_group(user.pk)
+        await get_hub(get_channel_layer(pb_settings.CHANNEL_LAYER)).join(self.access_group, self)
+        try:
+            await database_sync_to_async(user.refresh_from_db)()
+        except ObjectDoesNotExist:
+            return False
+        return bool(user.is_active)
 
     async def unwatch_access(self) -> None:
         if self.access_group is not None:
@@ -129,8 +138,11 @@ class LiveConsumer(UserSocketMixin, AsyncWebsocketConsumer):
             "opendoc": self.opendoc,
             "closedoc": self.closedoc,
         }
+        if not await self.watch_access():
+            await self.unwatch_access()
+            await self.close()  # before accept(): the handshake is refused
+            return
         await self.accept()
-        await self.watch_access()
 
     async def disconnect(self, code: int) -> None:
         for name in list(getattr(self, "subscriptions", {})):
@@ -276,12 +288,12 @@ class DocConsumer(UserSocketMixin, AsyncWebsocketConsumer):
 
     async def connect(self) -> None:
         user = self.scope.get("user")
-        role = await _role_for(user)
+        role = await _role_for(user) if await self.watch_access() else None
         if role is None:
+            await self.unwatch_access()
             await self.close()  # before accept(): the handshake is refused
             return
         await self.accept()
-        await self.watch_access()
         await self.attach_document(role, user)
 
     async def disconnect(self, code: int) -> None:

@@ -217,6 +217,28 @@ class OrderEventTests(TransactionTestCase):
         self.assertEqual((await receive(again))["item"]["id"], mine.pk)
         await again.disconnect()
 
+    async def test_a_change_just_before_the_socket_listened_is_seen(self) -> None:
+        from channels.testing import WebsocketCommunicator
+
+        from paintbrush.consumers import DocConsumer, LiveConsumer
+
+        stale = await sync_to_async(User.objects.get)(pk=self.admin.pk)  # loaded as staff
+        await sync_to_async(User.objects.filter(pk=self.admin.pk).update)(is_staff=False)
+        live = WebsocketCommunicator(LiveConsumer.as_asgi(), "/ws")
+        live.scope["user"] = stale
+        self.assertTrue((await live.connect())[0])
+        await subscribe(live, "orders")
+        await self.order(self.bob)
+        mine = await self.order(self.admin)
+        self.assertEqual((await receive(live))["item"]["id"], mine.pk)  # not bob's
+        await live.disconnect()
+        stale.is_staff = True
+        doc = WebsocketCommunicator(DocConsumer.as_asgi(), "/ws/doc")
+        doc.scope["user"] = stale
+        self.assertTrue((await doc.connect())[0])
+        self.assertEqual((await receive(doc))["doc"]["role"], "customer")
+        await doc.disconnect()
+
     async def test_signing_out_closes_the_users_sockets(self) -> None:
         from django.contrib.auth import user_logged_out
 
