@@ -17,9 +17,10 @@ from functools import partial
 from typing import Any
 
 from django.contrib.auth import get_user_model, user_logged_out
+from django.core.exceptions import FieldDoesNotExist
 from django.db import transaction
 from django.db.models import Model
-from django.db.models.signals import m2m_changed, post_delete, post_save, pre_save
+from django.db.models.signals import m2m_changed, post_delete, post_save, pre_delete, pre_save
 from django.http import HttpRequest
 from rest_framework.exceptions import APIException
 from rest_framework.request import Request
@@ -91,17 +92,61 @@ def _after_user_delete(sender: type[Model], instance: Any, using: str = "default
     _access_changed(instance.pk, using)
 
 
-def _after_membership_change(
-    sender: Any, instance: Any, action: str, reverse: bool, pk_set: Any, **kwargs: Any
+_MEMBERS = "_paintbrush_members"
+
+
+def _group_members(group_pks: Any) -> list[Any]:
+    User = get_user_model()
+    return list(User._default_manager.filter(groups__in=list(group_pks)).values_list("pk", flat=True).distinct())
+
+
+def _user_m2m_changed(
+    field: Any, sender: Any, *, instance: Any, action: str, pk_set: Any, using: str = "default", **kwargs: Any
 ) -> None:
+    """``user.groups`` / ``user.user_permissions`` changed, from either side."""
+    User = get_user_model()
+    if action == "pre_clear" and not isinstance(instance, User):
+        # group.user_set.clear() sends no pk_set: remember the members now.
+        through = sender._default_manager.filter(**{field.m2m_reverse_field_name(): instance.pk})
+        instance.__dict__[_MEMBERS] = list(through.values_list(f"{field.m2m_field_name()}_id", flat=True))
+        return
     if not action.startswith("post_"):
         return
-    User = get_user_model()
     if isinstance(instance, User):
-        _access_changed(instance.pk, kwargs.get("using", "default"))
-    elif pk_set:  # group.user_set.add(...): the users are in pk_set
-        for pk in pk_set:
-            _access_changed(pk, kwargs.get("using", "default"))
+        users = [instance.pk]
+    elif action == "post_clear":
+        users = instance.__dict__.pop(_MEMBERS, [])
+    else:
+        users = list(pk_set or ())
+    for pk in users:
+        _access_changed(pk, using)
+
+
+def _group_permissions_changed(
+    sender: Any, *, instance: Any, action: str, reverse: bool, pk_set: Any, using: str = "default", **kwargs: Any
+) -> None:
+    """A group's permissions changed: so did its members' access."""
+    if action == "pre_clear":
+        groups = (
+            [instance.pk]
+            if not reverse
+            else list(sender._default_manager.filter(permission=instance.pk).values_list("group_id", flat=True))
+        )
+        instance.__dict__[_MEMBERS] = _group_members(groups)
+        return
+    if not action.startswith("post_"):
+        return
+    if action == "post_clear":
+        users = instance.__dict__.pop(_MEMBERS, [])
+    else:
+        users = _group_members(pk_set or ()) if reverse else _group_members([instance.pk])
+    for pk in users:
+        _access_changed(pk, using)
+
+
+def _before_group_delete(sender: Any, instance: Any, using: str = "default", **kwargs: Any) -> None:
+    for pk in _group_members([instance.pk]):
+        _access_changed(pk, using)
 
 
 def _after_logout(sender: Any, request: Any, user: Any, **kwargs: Any) -> None:
@@ -115,7 +160,22 @@ def connect_receivers() -> None:
     post_save.connect(_after_user_save, sender=User, dispatch_uid="paintbrush.access.post_save")
     post_delete.connect(_after_user_delete, sender=User, dispatch_uid="paintbrush.access.post_delete")
     user_logged_out.connect(_after_logout, dispatch_uid="paintbrush.access.logout")
-    for field in ("groups", "user_permissions"):
-        through = getattr(getattr(User, field, None), "through", None)
-        if through is not None:
-            m2m_changed.connect(_after_membership_change, sender=through, dispatch_uid=f"paintbrush.access.{field}")
+    for name in ("groups", "user_permissions"):
+        try:
+            field = User._meta.get_field(name)
+        except FieldDoesNotExist:  # a custom user model without PermissionsMixin
+            continue
+        m2m_changed.connect(
+            partial(_user_m2m_changed, field),
+            sender=field.remote_field.through,  # type: ignore[union-attr]
+            weak=False,
+            dispatch_uid=f"paintbrush.access.{name}",
+        )
+        if name == "groups":
+            group = field.related_model
+            m2m_changed.connect(
+                _group_permissions_changed,
+                sender=group.permissions.through,  # type: ignore[union-attr]
+                dispatch_uid="paintbrush.access.group_permissions",
+            )
+            pre_delete.connect(_before_group_delete, sender=group, dispatch_uid="paintbrush.access.group_delete")

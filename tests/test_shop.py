@@ -251,10 +251,18 @@ class OrderEventTests(TransactionTestCase):
     async def test_joining_a_group_or_being_deleted_closes_the_users_sockets(self) -> None:
         from django.contrib.auth.models import Group
 
+        from django.contrib.auth.models import Permission
+
         group = await sync_to_async(Group.objects.create)(name="support")
+        permission = await sync_to_async(Permission.objects.get)(codename="change_order")
         for change in (
             lambda: self.alice.groups.add(group),  # from the user's side
-            lambda: group.user_set.remove(self.alice),  # from the group's side
+            lambda: group.permissions.add(permission),  # the group's rights
+            lambda: permission.group_set.clear(),  # ... from the permission's side
+            lambda: group.user_set.clear(),  # from the group's side, no pk_set
+            lambda: group.user_set.add(self.alice),
+            group.delete,
+            lambda: self.alice.user_permissions.add(permission),
             self.alice.delete,
         ):
             ws = await ws_connect(user=self.alice)
