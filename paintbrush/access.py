@@ -26,7 +26,7 @@ from rest_framework.exceptions import APIException
 from rest_framework.request import Request
 
 from .exceptions import Forbidden
-from .publish import send_to_groups, stored_row
+from .publish import is_login_bookkeeping, send_to_groups, stored_row
 from .resources import Resource
 
 
@@ -75,7 +75,7 @@ def _access_changed(user_id: Any, using: str = "default") -> None:
 def _before_user_save(
     sender: type[Model], instance: Any, raw: bool = False, using: str = "default", **kwargs: Any
 ) -> None:
-    if raw:
+    if raw or is_login_bookkeeping(kwargs.get("update_fields")):
         return
     stored = stored_row(sender, instance, using)
     if stored is not None:

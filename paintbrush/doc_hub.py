@@ -30,7 +30,7 @@ from django.db.models.signals import post_delete, post_save, pre_delete, pre_sav
 from . import deltas
 from .documents import Every, Role, roles
 from .hub import get_hub
-from .publish import send_to_groups, stored_row
+from .publish import is_login_bookkeeping, send_to_groups, stored_row
 from .settings import pb_settings
 
 logger = logging.getLogger("paintbrush")
@@ -71,7 +71,7 @@ def remember(sender: type[Model], instance: Model, using: str = "default", **kwa
     row leaving a document (an order handed to another customer) updates it too."""
     if kwargs.get("raw") or not roles.roles or instance._state.adding or instance.pk is None:
         return
-    if not affected_groups(instance):
+    if is_login_bookkeeping(kwargs.get("update_fields")) or not affected_groups(instance):
         return  # a model no document reads
     stored = stored_row(sender, instance, using)
     if stored is not None:
@@ -80,7 +80,7 @@ def remember(sender: type[Model], instance: Model, using: str = "default", **kwa
 
 def notify(sender: type[Model], instance: Model, using: str = "default", **kwargs: Any) -> None:
     """``post_save``/``post_delete`` receiver: after commit, one notice per affected group."""
-    if kwargs.get("raw") or not roles.roles:
+    if kwargs.get("raw") or not roles.roles or is_login_bookkeeping(kwargs.get("update_fields")):
         return
     targets = affected_groups(instance) | instance.__dict__.pop(_BEFORE, set())
     if targets:

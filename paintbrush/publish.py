@@ -50,6 +50,14 @@ class _Before:
 
 _ROW = "_paintbrush_stored_row"
 
+#: What Django writes on every sign-in (``update_last_login``): it changes nobody's
+#: access, and role documents do not show it, so those receivers skip such saves.
+_LOGIN_BOOKKEEPING = frozenset({"last_login"})
+
+
+def is_login_bookkeeping(update_fields: Any) -> bool:
+    return update_fields is not None and set(update_fields) <= _LOGIN_BOOKKEEPING
+
 
 def stored_row(model: type[Model], instance: Model, using: str) -> Model | None:
     """The row as stored before the save or delete in progress (None for a new row).

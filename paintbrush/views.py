@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 from django.db import transaction
 from django.db.models import Model, QuerySet
 from rest_framework import permissions, viewsets
-from rest_framework.exceptions import ParseError
+from rest_framework.exceptions import ParseError, UnsupportedMediaType
 from rest_framework.parsers import JSONParser
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -82,7 +82,10 @@ class LiveModelViewSet(viewsets.ModelViewSet):  # type: ignore[type-arg]
     def initial(self, request: Request, *args: Any, **kwargs: Any) -> None:
         super().initial(request, *args, **kwargs)
         if request.method in {"POST", "PUT", "PATCH"} and not request.body:
-            # DRF reads an empty body as {}: a PUT of nothing would succeed silently.
+            # DRF reads an empty body as {} without choosing a parser: a PUT of nothing
+            # would succeed silently, and a wrong content type would go unnoticed.
+            if self.get_content_negotiator().select_parser(request, self.get_parsers()) is None:
+                raise UnsupportedMediaType(request.content_type)
             raise ParseError("The request body is empty; send a JSON object.")
 
     def retrieve(self, request: Request, *args: Any, **kwargs: Any) -> Response:

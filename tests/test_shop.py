@@ -112,6 +112,13 @@ class OrderRestTests(TestCase):
         with self.assertNumQueries(2):
             order.save()
 
+    def test_signing_in_costs_no_extra_read_nor_document_notice(self) -> None:
+        from django.contrib.auth.models import update_last_login
+
+        with self.captureOnCommitCallbacks() as callbacks, self.assertNumQueries(1):  # the UPDATE
+            update_last_login(type(self.alice), self.alice)
+        self.assertEqual(callbacks, [])
+
     def test_staff_see_every_order(self) -> None:
         self.order(self.alice), self.order(self.bob)
         self.as_user(self.admin)
@@ -249,17 +256,15 @@ class OrderEventTests(TransactionTestCase):
         await ws.disconnect()
 
     async def test_joining_a_group_or_being_deleted_closes_the_users_sockets(self) -> None:
-        from django.contrib.auth.models import Group
-
-        from django.contrib.auth.models import Permission
+        from django.contrib.auth.models import Group, Permission
 
         group = await sync_to_async(Group.objects.create)(name="support")
         permission = await sync_to_async(Permission.objects.get)(codename="change_order")
         for change in (
             lambda: self.alice.groups.add(group),  # from the user's side
             lambda: group.permissions.add(permission),  # the group's rights
-            lambda: permission.group_set.clear(),  # ... from the permission's side
-            lambda: group.user_set.clear(),  # from the group's side, no pk_set
+            permission.group_set.clear,  # ... from the permission's side
+            group.user_set.clear,  # from the group's side, no pk_set
             lambda: group.user_set.add(self.alice),
             group.delete,
             lambda: self.alice.user_permissions.add(permission),
