@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -132,6 +133,7 @@ class LiveConsumer(UserSocketMixin, AsyncWebsocketConsumer):
 
     async def connect(self) -> None:
         self.subscriptions: dict[str, _Subscription] = {}
+        self._errors: deque[float] = deque()  # when recent bad frames came
         self._group_owner: dict[str, str] = {}
         # Whitelist: a client-supplied action never names a method.
         self.actions: dict[str, Callable[[dict[str, Any]], Awaitable[None]]] = {
@@ -195,7 +197,8 @@ class LiveConsumer(UserSocketMixin, AsyncWebsocketConsumer):
 
     async def send_error(self, exc: SocketError, request: Any) -> None:
         now = time.monotonic()
-        self._errors = [t for t in getattr(self, "_errors", []) if now - t < 60.0]
+        while self._errors and now - self._errors[0] >= 60.0:
+            self._errors.popleft()
         self._errors.append(now)
         if len(self._errors) > pb_settings.MAX_ERRORS_PER_MINUTE:
             await self.close(code=1008)  # policy violation: the client floods us

@@ -112,6 +112,8 @@ class DocHub:
         #: group -> (seq, text) of the newest document assembled for it
         self.latest: dict[str, tuple[int, str]] = {}
         self.seq = 0
+        #: channel-layer group -> document group, for the groups with local sockets
+        self._by_layer_group: dict[str, str] = {}
         self._lock = asyncio.Lock()
         self._timer: asyncio.TimerHandle | None = None
         self._flushing: set[asyncio.Task[None]] = set()
@@ -124,6 +126,7 @@ class DocHub:
             local.add(socket)
             if first:
                 hub = get_hub(self.layer)
+                self._by_layer_group[layer_group(group)] = group
                 await hub.join(layer_group(group), self)
                 if role.per_user:
                     self.role_refs[role.name] = self.role_refs.get(role.name, 0) + 1
@@ -144,6 +147,7 @@ class DocHub:
             if local:
                 return
             del self.sockets[group]
+            del self._by_layer_group[layer_group(group)]
             self.dirty.discard(group)
             self.latest.pop(group, None)  # no notices reach a group we leave
             hub = get_hub(self.layer)
@@ -186,15 +190,17 @@ class DocHub:
         if group.startswith("paintbrush.docrole."):
             prefix = group.removeprefix("paintbrush.docrole.") + ":"
             self.dirty.update(g for g in self.sockets if g.startswith(prefix))
-        else:
-            self.dirty.update(g for g in self.sockets if layer_group(g) == group)
-        if self.dirty and self._timer is None:
-            loop = asyncio.get_running_loop()
-            self._timer = loop.call_later(pb_settings.DOC_COALESCE_SECONDS, self._start_flush)
+        elif group in self._by_layer_group:
+            self.dirty.add(self._by_layer_group[group])
+        self._schedule_flush()
 
     async def lost(self) -> None:
         """Notices may have been lost: every document is assembled again."""
         self.dirty.update(self.sockets)
+        self._schedule_flush()
+
+    def _schedule_flush(self) -> None:
+        # The first notice of a burst starts the window; later ones join it.
         if self.dirty and self._timer is None:
             self._timer = asyncio.get_running_loop().call_later(pb_settings.DOC_COALESCE_SECONDS, self._start_flush)
 

@@ -22,7 +22,7 @@ reported by the system checks in ``paintbrush.checks``, not raised here.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from django.db import models
@@ -214,19 +214,13 @@ class ResourceRegistry:
         self._by_model.setdefault(model, resource)
         return resource
 
-    def unregister(self, name: str) -> None:
-        resource = self._by_name.pop(name)
-        self.registrations = [r for r in self.registrations if r is not resource]
-        if self._by_model.get(resource.model) is resource:
-            del self._by_model[resource.model]
-
     def get(self, name: str) -> Resource | None:
         return self._by_name.get(name)
 
     def for_model(self, model: type[models.Model]) -> Resource | None:
         return self._by_model.get(model)
 
-    def __iter__(self) -> Any:
+    def __iter__(self) -> Iterator[Resource]:
         return iter(list(self._by_name.values()))
 
 
