@@ -1,67 +1,41 @@
 """
-Who may read a resource over WebSocket: the resource's own DRF viewset decides, with
-its permission classes and queryset, exactly as it would for ``GET /api/<name>``.
+When a user's access changes, their sockets close.
 
-    view = list_view(resource, user)      # raises Forbidden if the user may not list
-    items = snapshot_items(view)          # what GET /api/<name> would return
+What a socket may read is decided when it subscribes (``paintbrush.permissions``). When
+that may have changed (the user is deactivated, gains or loses staff, superuser,
+groups or permissions, signs out, or is deleted), every socket of that user is closed
+with ``ACCESS_CHANGED``; the client reconnects, and subscribes again under the new
+rules.
 
-Access is decided when a socket subscribes; when it may have changed (the user is
-deactivated, gains or loses staff, superuser, groups or permissions, signs out, or is
-deleted), every socket of that user is closed with ``ACCESS_CHANGED``. The client
-reconnects, and subscribes again under the new rules.
+Writer side: ``AccessNotices`` (a ``paintbrush.writes`` observer of the user model) and
+receivers of ``m2m_changed``, group deletion and ``user_logged_out`` send an empty
+notice to the user's access group after commit. Socket side: ``AccessWatchMixin``
+listens to that group.
 """
 
 from __future__ import annotations
 
 from functools import partial
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from channels.db import database_sync_to_async
+from channels.layers import get_channel_layer
 from django.contrib.auth import get_user_model, user_logged_out
-from django.core.exceptions import FieldDoesNotExist
-from django.db import transaction
-from django.db.models import Model
-from django.db.models.signals import m2m_changed, post_delete, post_save, pre_delete, pre_save
-from django.http import HttpRequest
-from rest_framework.exceptions import APIException
-from rest_framework.request import Request
+from django.core.exceptions import FieldDoesNotExist, ObjectDoesNotExist
+from django.db.models.signals import m2m_changed, pre_delete
 
-from .exceptions import Forbidden
-from .publish import is_login_bookkeeping, send_to_groups, stored_row
-from .resources import Resource
+from .broadcast import send_on_commit
+from .groups import access_group
+from .hub import Membership, get_hub
+from .settings import pb_settings
+from .writes import Write
 
-
-def list_view(resource: Resource, user: Any) -> Any:
-    """A viewset instance set up as for ``GET /api/<name>`` by ``user``; raises
-    ``Forbidden`` when its permission classes refuse."""
-    http = HttpRequest()
-    http.method = "GET"
-    http.path = f"/api/{resource.name}"
-    http.user = user
-    request = Request(http)
-    request.user = user  # the socket already authenticated its user (AuthMiddlewareStack)
-    view = resource.get_viewset()(action="list", request=request, args=(), kwargs={}, format_kwarg=None)
-    try:
-        view.check_permissions(request)
-    except APIException as exc:
-        raise Forbidden(f"You may not read {resource.name!r}: {exc.detail}") from exc
-    return view
-
-
-def snapshot_items(view: Any) -> list[Any]:
-    queryset = view.filter_queryset(view.get_queryset())
-    return list(view.get_serializer(queryset, many=True).data)
-
+__all__ = ["ACCESS_CHANGED", "AccessNotices", "AccessWatchMixin"]
 
 #: WebSocket close code for "your access changed: reconnect" (application range 4000-4999).
 ACCESS_CHANGED = 4003
 
 _FLAGS = ("is_active", "is_staff", "is_superuser")
-_STATE = "_paintbrush_access_flags"
-
-
-def user_group(user_id: Any) -> str:
-    """The channel-layer group every socket of a signed-in user listens to."""
-    return f"paintbrush.user.{user_id}"
 
 
 def _flags(user: Any) -> tuple[Any, ...]:
@@ -69,27 +43,26 @@ def _flags(user: Any) -> tuple[Any, ...]:
 
 
 def _access_changed(user_id: Any, using: str = "default") -> None:
-    transaction.on_commit(partial(send_to_groups, [(user_group(user_id), "")]), using=using, robust=True)
+    send_on_commit([(access_group(user_id), "")], using)
 
 
-def _before_user_save(
-    sender: type[Model], instance: Any, raw: bool = False, using: str = "default", **kwargs: Any
-) -> None:
-    if raw or is_login_bookkeeping(kwargs.get("update_fields")):
-        return
-    stored = stored_row(sender, instance, using)
-    if stored is not None:
-        instance.__dict__[_STATE] = _flags(stored)
+# -- writer side ---------------------------------------------------------------------------
 
 
-def _after_user_save(sender: type[Model], instance: Any, using: str = "default", **kwargs: Any) -> None:
-    before = instance.__dict__.pop(_STATE, None)
-    if before is not None and before != _flags(instance):
-        _access_changed(instance.pk, using)
+class AccessNotices:
+    """The ``paintbrush.writes`` observer of the user model: its flags, and deletion."""
 
+    def before(self, write: Write) -> tuple[Any, ...] | None:
+        if write.model is not get_user_model() or write.creating or write.is_login_bookkeeping:
+            return None
+        if write.deleting:
+            return ()
+        stored = write.stored
+        return None if stored is None else _flags(stored)
 
-def _after_user_delete(sender: type[Model], instance: Any, using: str = "default", **kwargs: Any) -> None:
-    _access_changed(instance.pk, using)
+    def after(self, write: Write, flags: tuple[Any, ...]) -> None:
+        if write.deleting or flags != _flags(write.instance):
+            _access_changed(write.instance.pk, write.using)
 
 
 _MEMBERS = "_paintbrush_members"
@@ -155,10 +128,9 @@ def _after_logout(sender: Any, request: Any, user: Any, **kwargs: Any) -> None:
 
 
 def connect_receivers() -> None:
+    """The access changes that are not saves or deletes of a user (those are observed
+    through ``paintbrush.writes``)."""
     User = get_user_model()
-    pre_save.connect(_before_user_save, sender=User, dispatch_uid="paintbrush.access.pre_save")
-    post_save.connect(_after_user_save, sender=User, dispatch_uid="paintbrush.access.post_save")
-    post_delete.connect(_after_user_delete, sender=User, dispatch_uid="paintbrush.access.post_delete")
     user_logged_out.connect(_after_logout, dispatch_uid="paintbrush.access.logout")
     for name in ("groups", "user_permissions"):
         try:
@@ -179,3 +151,43 @@ def connect_receivers() -> None:
                 dispatch_uid="paintbrush.access.group_permissions",
             )
             pre_delete.connect(_before_group_delete, sender=group, dispatch_uid="paintbrush.access.group_delete")
+
+
+# -- socket side ----------------------------------------------------------------------------
+
+
+class AccessWatchMixin:
+    """For consumers: close the socket when its user's access changes."""
+
+    _access: Membership | None = None
+
+    if TYPE_CHECKING:  # provided by AsyncWebsocketConsumer
+        scope: dict[str, Any]
+
+        async def close(self, code: int | None = None, reason: str | None = None) -> None: ...
+
+        async def on_lost(self) -> None: ...
+
+    async def watch_access(self) -> bool:
+        """Listen for changes of the user's access, then read the user again: a change
+        committed before we listened is in that read. False if the user is gone or
+        deactivated meanwhile."""
+        user = self.scope.get("user")
+        if user is None or not user.is_authenticated:
+            return True
+        hub = get_hub(get_channel_layer(pb_settings.CHANNEL_LAYER))
+        self._access = await hub.join(access_group(user.pk), self._access_changed, self.on_lost)
+        try:
+            await database_sync_to_async(user.refresh_from_db)()
+        except ObjectDoesNotExist:
+            return False
+        return bool(user.is_active)
+
+    async def unwatch_access(self) -> None:
+        if self._access is not None:
+            await get_hub(get_channel_layer(pb_settings.CHANNEL_LAYER)).leave(self._access)
+            self._access = None
+
+    async def _access_changed(self, text: str) -> None:
+        # What this socket may read was decided under the old rules.
+        await self.close(code=ACCESS_CHANGED)

@@ -10,17 +10,19 @@ class PaintbrushConfig(AppConfig):
     verbose_name = "Paintbrush"
 
     def ready(self) -> None:
-        from . import access
+        from . import access, writes
         from . import checks as pb_checks
-        from .doc_hub import connect_receivers as connect_document_receivers
-        from .publish import connect_receivers
+        from .documents.notices import DocumentNotices
+        from .events import EventPublisher
         from .settings import pb_settings
 
         checks.register(pb_checks.check_settings, "paintbrush")
         checks.register(pb_checks.check_resources, "paintbrush")
+        checks.register(pb_checks.check_roles, "paintbrush")
         checks.register(pb_checks.check_channel_layer, "paintbrush")
-        connect_receivers()
-        connect_document_receivers()
+        # Every write is observed once, by paintbrush.writes, which hands it to these.
+        writes.observers[:] = [EventPublisher(), DocumentNotices(), access.AccessNotices()]
+        writes.connect()
         access.connect_receivers()
         # Like admin.autodiscover(): each app declares its resources in live.py.
         autodiscover_modules(pb_settings.AUTODISCOVER_MODULE)

@@ -9,10 +9,12 @@ request.
 ``paintbrush.E003``  a live resource's model is not a ``LiveModel`` (no version, no atomic save)
 ``paintbrush.E004``  live resources are declared but no channel layer is configured
 ``paintbrush.E005``  a ``PAINTBRUSH`` setting is unknown or has a bad value
-``paintbrush.E006``  ``notify`` names a topic other than the resource's name
 ``paintbrush.E007``  one model is registered as two resources
+``paintbrush.E008``  a role's name is empty, not usable in a group name, or taken twice
 ``paintbrush.W001``  rows are filtered (``get_queryset``, or the viewset's) but event keys are not
 =================  ============================================================
+
+(``paintbrush.E006`` is retired: ``notify`` is a bool and the topic is the name.)
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from typing import Any
 from django.conf import settings
 from django.core.checks import CheckMessage, Error, Warning
 
+from .documents.roles import ROLE_NAME, RoleRegistry, roles
 from .models import LiveModel
 from .resources import Resource, ResourceRegistry, site
 from .settings import DEFAULTS
@@ -71,15 +74,6 @@ def check_resources(registry: ResourceRegistry | None = None, **kwargs: Any) -> 
                     id="paintbrush.E003",
                 )
             )
-        if isinstance(resource.notify, str) and resource.notify != resource.name:
-            errors.append(
-                Error(
-                    f"Resource {resource.name!r} has notify={resource.notify!r}: the topic is the name.",
-                    hint=f"Use notify=True, or name={resource.notify!r}.",
-                    obj=resource,
-                    id="paintbrush.E006",
-                )
-            )
         if models[resource.model] > 1:
             errors.append(
                 Error(
@@ -109,6 +103,34 @@ def check_resources(registry: ResourceRegistry | None = None, **kwargs: Any) -> 
                     hint="Override both key hooks to partition events as the queryset does, or use owner_field.",
                     obj=resource,
                     id="paintbrush.W001",
+                )
+            )
+    return errors
+
+
+def check_roles(registry: RoleRegistry | None = None, **kwargs: Any) -> list[CheckMessage]:
+    registry = registry or roles
+    names = Counter(role.name for role in registry.roles)
+    errors: list[CheckMessage] = []
+    for role in registry.roles:
+        if not isinstance(role.name, str) or not ROLE_NAME.match(role.name):
+            # The name prefixes the document's groups ("customer:5" on the wire, and a
+            # channel-layer group name): a ":" or "." would make them ambiguous.
+            errors.append(
+                Error(
+                    f"Role {type(role).__name__} has the name {role.name!r}, which cannot name document groups.",
+                    hint="Role names are 1-60 letters, digits, '-' or '_'.",
+                    obj=role,
+                    id="paintbrush.E008",
+                )
+            )
+        elif names[role.name] > 1:
+            errors.append(
+                Error(
+                    f"Two roles are named {role.name!r}.",
+                    hint="Give each role its own name: it names the document's groups.",
+                    obj=role,
+                    id="paintbrush.E008",
                 )
             )
     return errors

@@ -1,14 +1,17 @@
 """
-Where a socket subscribes: the multiplexed ``/ws`` consumer of PROTOCOL.md section 2.
+Where a socket subscribes: the multiplexed ``/ws`` consumer of the wire protocol
+(``docs/protocol.md``, section 2).
 
     {"action": "opendoc",  "resource": "todos", "snapshot": true}
     {"action": "closedoc", "resource": "todos"}
 
-``opendoc`` asks the resource's DRF viewset whether the socket's user may list it,
-joins the event groups of that user's keys (``Resource.subscription_keys``) through
-the process hub, answers ``opened``, then (if asked) the snapshot, and only then the
-events that arrived meanwhile, so a client never sees an event before its snapshot.
-Every failure is answered with an error frame and the socket stays open.
+``opendoc`` asks the resource's DRF viewset whether the socket's user may list it
+(``paintbrush.permissions``), joins the event groups of that user's keys
+(``Resource.subscription_keys``) through the process hub, answers ``opened``, then (if
+asked) the snapshot, and only then the events that arrived meanwhile, so a client never
+sees an event before its snapshot. Every failure is answered with an error frame and
+the socket stays open. The reserved resource ``doc`` is the user's role document
+(``paintbrush.documents``).
 """
 
 from __future__ import annotations
@@ -18,123 +21,46 @@ import time
 from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from functools import partial
+from typing import Any
 
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 from channels.layers import get_channel_layer
 from django.contrib.auth.models import AnonymousUser
-from django.core.exceptions import ObjectDoesNotExist
 
-from . import access, deltas
-from .doc_hub import get_doc_hub
-from .documents import Role, roles
+from . import deltas, encoding, permissions
+from .access import AccessWatchMixin
+from .documents.consumers import SERVICE_RESTART, DocumentSocketMixin, role_for
 from .exceptions import BadJSON, BadMessage, Forbidden, SocketError, TooLarge, UnknownAction, UnknownResource
-from .hub import get_hub
+from .groups import event_group
+from .hub import SOCKETS_USE_THE_HUB, Membership, get_hub
 from .resources import Resource, site
 from .settings import pb_settings
 
-__all__ = ["DocConsumer", "LiveConsumer"]
+__all__ = ["LiveConsumer"]
 
 #: The reserved resource name of the role document on the multiplexed socket.
 DOC = "doc"
 
-#: WebSocket close code 1012 "service restart": reconnect and resync.
-SERVICE_RESTART = 1012
 
-
-class UserSocketMixin:
-    """What every Paintbrush socket does for its user: close when the user's access
-    changes (``paintbrush.access``), and hold its role document (``paintbrush.doc_hub``)."""
-
-    doc_role: Role | None = None
-    doc_group: str | None = None
-    access_group: str | None = None
-    _doc_seq = -1
-    _doc_text: str | None = None
-
-    if TYPE_CHECKING:  # provided by AsyncWebsocketConsumer
-        scope: dict[str, Any]
-
-        async def send(
-            self, text_data: str | None = None, bytes_data: bytes | None = None, close: bool = False
-        ) -> None: ...
-
-        async def close(self, code: int | None = None, reason: str | None = None) -> None: ...
-
-    async def watch_access(self) -> bool:
-        """Listen for changes of the user's access (they close this socket), then read
-        the user again: a change committed before we listened is in that read. False
-        if the user is gone or deactivated meanwhile."""
-        user = self.scope.get("user")
-        if user is None or not user.is_authenticated:
-            return True
-        self.access_group = access.user_group(user.pk)
-        await get_hub(get_channel_layer(pb_settings.CHANNEL_LAYER)).join(self.access_group, self)
-        try:
-            await database_sync_to_async(user.refresh_from_db)()
-        except ObjectDoesNotExist:
-            return False
-        return bool(user.is_active)
-
-    async def unwatch_access(self) -> None:
-        if self.access_group is not None:
-            await get_hub(get_channel_layer(pb_settings.CHANNEL_LAYER)).leave(self.access_group, self)
-            self.access_group = None
-
-    async def deliver(self, group: str, text: str) -> None:
-        if group == self.access_group:
-            # What this socket may read was decided under the old rules.
-            await self.close(code=access.ACCESS_CHANGED)
-
-    async def lost(self) -> None:
-        # The channel layer was unreachable: events (or an access notice) may be lost.
-        # Closing makes the client reconnect and take fresh snapshots.
-        await self.close(code=SERVICE_RESTART)
-
-    async def attach_document(self, role: Role, user: Any) -> None:
-        self.doc_role, self.doc_group = role, role.group_of(user)
-        await get_doc_hub(get_channel_layer(pb_settings.CHANNEL_LAYER)).attach(self, role, self.doc_group)
-
-    async def detach_document(self) -> None:
-        if self.doc_role is not None and self.doc_group is not None:
-            hub = get_doc_hub(get_channel_layer(pb_settings.CHANNEL_LAYER))
-            await hub.detach(self, self.doc_role, self.doc_group)
-        self.doc_role = self.doc_group = None
-        self._doc_seq, self._doc_text = -1, None
-
-    async def push_document(self, text: str, seq: int) -> None:
-        # Not newer than what this socket has (its first document racing a push).
-        if seq <= self._doc_seq:
-            return
-        self._doc_seq, self._doc_text = seq, text
-        await self.send(text_data=text)
-
-
-async def _role_for(user: Any) -> Role | None:
-    role: Role | None = await database_sync_to_async(roles.role_for)(user)
-    return role
-
-
-@dataclass
+@dataclass(eq=False)
 class _Subscription:
     resource: str
-    groups: list[str]
+    memberships: list[Membership] = field(default_factory=list)
     #: Events held until ``opened`` (and the snapshot) went out; None once live.
     held: list[str] | None = field(default_factory=list)
 
 
-class LiveConsumer(UserSocketMixin, AsyncWebsocketConsumer):
+class LiveConsumer(AccessWatchMixin, DocumentSocketMixin, AsyncWebsocketConsumer):
     """One socket per page; any number of resource subscriptions on it."""
 
-    # Events reach sockets through the process hub, not per-socket channels, so the
-    # consumer needs no channel of its own (an alias that names no layer gives None).
-    channel_layer_alias = "paintbrush.sockets-use-the-hub"
+    channel_layer_alias = SOCKETS_USE_THE_HUB
 
     async def connect(self) -> None:
         self.subscriptions: dict[str, _Subscription] = {}
         self._errors: deque[float] = deque()  # when recent bad frames came
-        self._group_owner: dict[str, str] = {}
+        self._closing = False
         # Whitelist: a client-supplied action never names a method.
         self.actions: dict[str, Callable[[dict[str, Any]], Awaitable[None]]] = {
             "opendoc": self.opendoc,
@@ -206,7 +132,7 @@ class LiveConsumer(UserSocketMixin, AsyncWebsocketConsumer):
         frame: dict[str, Any] = {"type": "error", "error": exc.code, "message": str(exc)}
         if request is not None:
             frame["request"] = request
-        await self.send(text_data=deltas.encode(frame))
+        await self.send(text_data=encoding.encode(frame))
 
     # -- actions --------------------------------------------------------------------
 
@@ -217,31 +143,32 @@ class LiveConsumer(UserSocketMixin, AsyncWebsocketConsumer):
         snapshot = message.get("snapshot") is True
         # Without AuthMiddlewareStack there is no user: treat the socket as signed out.
         user = self.scope.get("user") or AnonymousUser()
-        view = await database_sync_to_async(access.list_view)(resource, user)
+        view = await database_sync_to_async(permissions.list_view)(resource, user)
         subscription = self.subscriptions.get(resource.name)
         if subscription is None:
-            groups = [resource.group_name(k) for k in resource.subscription_keys(user)]
-            subscription = self.subscriptions[resource.name] = _Subscription(resource.name, groups)
+            subscription = self.subscriptions[resource.name] = _Subscription(resource.name)
             hub = get_hub(get_channel_layer(pb_settings.CHANNEL_LAYER))
-            for group in groups:
-                self._group_owner[group] = resource.name
-                await hub.join(group, self)
+            for key in resource.subscription_keys(user):
+                membership = await hub.join(
+                    event_group(resource.name, key), partial(self._on_event, subscription), self.on_lost
+                )
+                subscription.memberships.append(membership)
         elif subscription.held is None:
             subscription.held = []
-        await self.send(text_data=deltas.encode({"type": "opened", "resource": resource.name}))
+        await self.send(text_data=encoding.encode({"type": "opened", "resource": resource.name}))
         if snapshot:
             # Read after joining the groups: a change committed meanwhile is either in
             # the snapshot, or held and sent after it (clients apply both by version).
-            items = await database_sync_to_async(access.snapshot_items)(view)
-            await self.send(text_data=deltas.encode(deltas.snapshot_event(resource.name, items)))
+            items = await database_sync_to_async(permissions.snapshot_items)(view)
+            await self.send(text_data=encoding.encode(deltas.snapshot_event(resource.name, items)))
         await self._release(subscription)
 
     async def open_document(self) -> None:
         user = self.scope.get("user")
-        role = await _role_for(user)
+        role = await role_for(user)
         if role is None:
             raise Forbidden("The role document needs a signed-in user with a role.")
-        await self.send(text_data=deltas.encode({"type": "opened", "resource": DOC}))
+        await self.send(text_data=encoding.encode({"type": "opened", "resource": DOC}))
         if self.doc_role is None:
             await self.attach_document(role, user)  # sends the current document
         elif self._doc_text is not None:
@@ -250,10 +177,10 @@ class LiveConsumer(UserSocketMixin, AsyncWebsocketConsumer):
     async def closedoc(self, message: dict[str, Any]) -> None:
         if self.resource_name(message) == DOC:
             await self.detach_document()
-            return await self.send(text_data=deltas.encode({"type": "closed", "resource": DOC}))
+            return await self.send(text_data=encoding.encode({"type": "closed", "resource": DOC}))
         resource = self.resource_of(message)
         await self._unsubscribe(resource.name)
-        await self.send(text_data=deltas.encode({"type": "closed", "resource": resource.name}))
+        await self.send(text_data=encoding.encode({"type": "closed", "resource": resource.name}))
 
     async def _release(self, subscription: _Subscription) -> None:
         held = subscription.held
@@ -266,43 +193,22 @@ class LiveConsumer(UserSocketMixin, AsyncWebsocketConsumer):
         if subscription is None:
             return
         hub = get_hub(get_channel_layer(pb_settings.CHANNEL_LAYER))
-        for group in subscription.groups:
-            self._group_owner.pop(group, None)
-            await hub.leave(group, self)
+        for membership in subscription.memberships:
+            await hub.leave(membership)
 
     # -- from the hub -------------------------------------------------------------------
 
-    async def deliver(self, group: str, text: str) -> None:
-        if group == self.access_group:
-            return await super().deliver(group, text)
-        subscription = self.subscriptions.get(self._group_owner.get(group, ""))
-        if subscription is None:
-            return
+    async def _on_event(self, subscription: _Subscription, text: str) -> None:
+        if self.subscriptions.get(subscription.resource) is not subscription:
+            return  # closed meanwhile
         if subscription.held is not None:
             subscription.held.append(text)
         else:
             await self.send(text_data=text)
 
-
-class DocConsumer(UserSocketMixin, AsyncWebsocketConsumer):
-    """``/ws/doc``: the user's role document on connect, then after every change."""
-
-    channel_layer_alias = LiveConsumer.channel_layer_alias
-
-    async def connect(self) -> None:
-        user = self.scope.get("user")
-        role = await _role_for(user) if await self.watch_access() else None
-        if role is None:
-            await self.unwatch_access()
-            await self.close()  # before accept(): the handshake is refused
-            return
-        await self.accept()
-        await self.attach_document(role, user)
-
-    async def disconnect(self, code: int) -> None:
-        await self.detach_document()
-        await self.unwatch_access()
-
-    async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
-        # Read-only socket: anything the client sends is ignored.
-        return None
+    async def on_lost(self) -> None:
+        # The channel layer was unreachable: events (or an access notice) may be lost.
+        # Closing makes the client reconnect and take fresh snapshots.
+        if not self._closing:
+            self._closing = True
+            await self.close(code=SERVICE_RESTART)

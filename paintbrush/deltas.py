@@ -1,21 +1,16 @@
 """
-Where a delta is built: the three event shapes of PROTOCOL.md section 2, rendered by
-the resource's own serializer and JSON-encoded once per write.
+Where a delta is built: the event shapes of the wire protocol (``docs/protocol.md``,
+section 2), with items rendered by the resource's own serializer.
 
     item = render(resource, todo)                      # as GET /api/todos/<id> shows it
-    text = encode(update_event("todos", item["id"], {"done": True}, version=2))
-
-``encode`` is the only JSON encoder on the event path: the same text is handed to every
-group and every socket (tests count its calls to prove it).
+    event = update_event("todos", item["id"], {"done": True}, version=2)
+    text = paintbrush.encoding.encode(event)           # once per write, for every socket
 """
 
 from __future__ import annotations
 
-import json
 import uuid
 from typing import TYPE_CHECKING, Any
-
-from rest_framework.utils.encoders import JSONEncoder
 
 if TYPE_CHECKING:
     from django.db.models import Model
@@ -26,7 +21,6 @@ __all__ = [
     "changed_fields",
     "create_event",
     "delete_event",
-    "encode",
     "render",
     "snapshot_event",
     "update_event",
@@ -69,9 +63,3 @@ def delete_event(resource: str, id: Any, version: int | None) -> dict[str, Any]:
 
 def snapshot_event(resource: str, items: list[Any]) -> dict[str, Any]:
     return {"resource": resource, "action": "snapshot", "items": items}
-
-
-def encode(message: dict[str, Any]) -> str:
-    """Compact JSON text; DRF's encoder covers what a serializer may leave
-    (decimals, dates, UUIDs)."""
-    return json.dumps(message, cls=JSONEncoder, separators=(",", ":"), ensure_ascii=False)

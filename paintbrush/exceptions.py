@@ -1,15 +1,23 @@
 """
 The failures a socket can be told about, one class each.
 
-Every class carries the wire ``code`` of PROTOCOL.md section 2; the consumer turns any
+Every class carries the wire ``code`` of the protocol's error table (``docs/protocol.md``,
+section 2); the consumer turns any
 ``SocketError`` into ``{"type": "error", "error": code, "message": str(exc)}`` in one
 place (``LiveConsumer.send_error``) and keeps the socket open.
 """
 
 from __future__ import annotations
 
-from rest_framework import status
-from rest_framework.exceptions import APIException
+__all__ = [
+    "BadJSON",
+    "BadMessage",
+    "Forbidden",
+    "SocketError",
+    "TooLarge",
+    "UnknownAction",
+    "UnknownResource",
+]
 
 
 class SocketError(Exception):
@@ -52,11 +60,3 @@ class TooLarge(SocketError):
     """The frame is larger than ``PAINTBRUSH["MAX_FRAME_BYTES"]``."""
 
     code = "too_large"
-
-
-class PreconditionFailed(APIException):
-    """``If-Match`` named a version the row is no longer at (HTTP 412)."""
-
-    status_code = status.HTTP_412_PRECONDITION_FAILED
-    default_detail = "The item has changed since that version; reload it and retry."
-    default_code = "precondition_failed"

@@ -2,18 +2,23 @@
 Fan-out inside one server process.
 
 Stock Channels puts every socket in the channel-layer group, so one event costs one
-channel message per socket (``../PERFORMANCE.md``: ~50x the asyncio floor). Here each
-process has one *hub* per event loop: the hub alone is a member of the channel-layer
-groups its local sockets need, receives each event once, and hands the same encoded
-text to every local subscriber. The writer's cost is one ``group_send`` per group,
-independent of the number of sockets and processes listening.
+channel message per socket (about fifty times the CPU of a plain asyncio broadcast, see
+the README's benchmarks). Here each process has one *hub* per event loop: the hub alone
+is a member of the channel-layer groups its local sockets need, receives each message
+once, and hands the same text to every local member. The writer's cost is one
+``group_send`` per group (``paintbrush.broadcast``), independent of the number of
+sockets and processes listening.
 
     hub = get_hub(layer)
-    await hub.join("paintbrush.todos.all", subscriber)   # subscriber.deliver(group, text)
-    await hub.leave("paintbrush.todos.all", subscriber)
+    membership = await hub.join(event_group("todos", "all"), on_message, on_lost)
+    ...                       # on_message(text) for each message to the group
+    await hub.leave(membership)
 
-When the last local subscriber of a group leaves, the hub leaves the group; when it
-has no group left, its receive task ends (nothing leaks past the last socket).
+Whoever joins says what a message means by the callback it joins with: an event to
+forward, a document notice, an access notice. The hub never looks inside a text.
+
+When the last local member of a group leaves, the hub leaves the group; when it has no
+group left, its tasks end (nothing leaks past the last socket).
 """
 
 from __future__ import annotations
@@ -23,29 +28,39 @@ import contextlib
 import logging
 import weakref
 from collections import deque
-from collections.abc import Awaitable
-from typing import Any, Protocol
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
 
 logger = logging.getLogger("paintbrush")
 
-__all__ = ["Hub", "Subscriber", "get_hub"]
+__all__ = ["SOCKETS_USE_THE_HUB", "Hub", "Membership", "get_hub"]
+
+#: The ``channel_layer_alias`` of Paintbrush's consumers. Messages reach sockets through
+#: the process hub, not per-socket channels, so a consumer needs no channel of its own:
+#: an alias that names no layer gives it none.
+SOCKETS_USE_THE_HUB = "paintbrush.sockets-use-the-hub"
 
 _YIELD_EVERY = 8
 _RENEW_SECONDS = 60.0
 
 
-class Subscriber(Protocol):
-    def deliver(self, group: str, text: str) -> Awaitable[None]: ...
+@dataclass(eq=False, frozen=True)
+class Membership:
+    """One local member of one group, as ``Hub.join`` returns it."""
 
-    def lost(self) -> Awaitable[None]:
-        """Events may have been lost (the channel layer was unreachable): resync."""
-        ...
+    group: str
+    #: Called with the text of each message sent to the group.
+    on_message: Callable[[str], Awaitable[None]]
+    #: Called when messages to the group may have been lost (the channel layer was
+    #: unreachable): the member must resync.
+    on_lost: Callable[[], Awaitable[None]]
 
 
 class Hub:
     def __init__(self, layer: Any) -> None:
         self.layer = layer
-        self.members: dict[str, set[Subscriber]] = {}
+        self.members: dict[str, dict[Membership, None]] = {}  # insertion-ordered sets
         self.channel: str | None = None
         self._lock = asyncio.Lock()
         # Received, not yet fanned out. Receiving and fanning out are two tasks so that
@@ -55,14 +70,20 @@ class Hub:
         self._wake = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
 
-    async def join(self, group: str, subscriber: Subscriber) -> None:
+    async def join(
+        self,
+        group: str,
+        on_message: Callable[[str], Awaitable[None]],
+        on_lost: Callable[[], Awaitable[None]],
+    ) -> Membership:
+        membership = Membership(group, on_message, on_lost)
         async with self._lock:
             if self.channel is None:
                 self.channel = await self.layer.new_channel("paintbrush.hub.")
-            local = self.members.setdefault(group, set())
+            local = self.members.setdefault(group, {})
             if not local:
                 await self.layer.group_add(group, self.channel)
-            local.add(subscriber)
+            local[membership] = None
             if not self._tasks:
                 loop = asyncio.get_running_loop()
                 self._tasks = [
@@ -70,18 +91,19 @@ class Hub:
                     loop.create_task(self._fan_out()),
                     loop.create_task(self._renew(self.channel)),
                 ]
+        return membership
 
-    async def leave(self, group: str, subscriber: Subscriber) -> None:
+    async def leave(self, membership: Membership) -> None:
         async with self._lock:
-            local = self.members.get(group)
-            if local is None or subscriber not in local:
+            local = self.members.get(membership.group)
+            if local is None or membership not in local:
                 return
-            local.discard(subscriber)
+            del local[membership]
             if local:
                 return
-            del self.members[group]
+            del self.members[membership.group]
             assert self.channel is not None
-            await self.layer.group_discard(group, self.channel)
+            await self.layer.group_discard(membership.group, self.channel)
             if not self.members:
                 await self._stop()
 
@@ -117,18 +139,18 @@ class Hub:
 
     async def _recover(self, channel: str) -> None:
         """After a failed receive: join the groups again (a restarted Redis forgot
-        them) and tell every subscriber that events may have been lost meanwhile."""
+        them) and tell every member that messages may have been lost meanwhile."""
         try:
             for group in list(self.members):
                 await self.layer.group_add(group, channel)
         except Exception:
             return  # still unreachable: the next receive fails and we come back
-        subscribers = {id(s): s for members in self.members.values() for s in members}
-        for subscriber in subscribers.values():
-            try:
-                await subscriber.lost()
-            except Exception:
-                logger.exception("Paintbrush: resyncing %r failed", subscriber)
+        for members in list(self.members.values()):
+            for membership in list(members):
+                try:
+                    await membership.on_lost()
+                except Exception:
+                    logger.exception("Paintbrush: resyncing a member of %r failed", membership.group)
 
     async def _renew(self, channel: str) -> None:
         """Channel layers expire group membership (``group_expiry``, a day by default),
@@ -154,11 +176,11 @@ class Hub:
                 await self._deliver(group, text)
 
     async def _deliver(self, group: str, text: str) -> None:
-        for count, subscriber in enumerate(list(self.members.get(group, ())), 1):
+        for count, membership in enumerate(list(self.members.get(group, ())), 1):
             try:
-                await subscriber.deliver(group, text)
+                await membership.on_message(text)
             except Exception:  # one broken socket must not stop the others
-                logger.exception("Paintbrush: delivery to %r failed", subscriber)
+                logger.exception("Paintbrush: delivery to a member of %r failed", group)
             if count % _YIELD_EVERY == 0:
                 # A send to a socket rarely suspends, so without this a fan-out to
                 # thousands of sockets would hold the event loop, and the writer's

@@ -6,7 +6,7 @@ published as delta events on the topic ``<name>``.
     from paintbrush.resources import Resource, register
     from .models import Note, Order, Todo
 
-    register(Todo, name="todos", notify=True)     # live: REST + events
+    register(Todo, name="todos", notify=True)     # live: REST + events on topic "todos"
     register(Note, name="notes")                  # REST only
 
     class OrderResource(Resource):
@@ -62,9 +62,8 @@ class Resource:
 
     model: type[models.Model]
     name: str = ""
-    #: Publish create/update/delete events on the topic ``name``. As in the seed,
-    #: it may name the topic (``notify="todos"``), which then is the name too.
-    notify: bool | str = False
+    #: Publish create/update/delete events on the topic ``name``.
+    notify: bool = False
     #: A DRF serializer; derived from the model (``fields``/``read_only_fields``) if None.
     serializer_class: type[serializers.BaseSerializer[Any]] | None = None
     fields: Sequence[str] | str = "__all__"
@@ -86,11 +85,15 @@ class Resource:
                 f"Unknown resource option(s) {sorted(unknown)} for {model.__name__}; "
                 f"expected some of {list(self.options)}."
             )
+        if not isinstance(options.get("notify", False), bool):
+            # The seed's notify="todos" named the topic; here the topic is the name.
+            raise TypeError(
+                f"notify is True or False, not {options['notify']!r}: the topic is the resource's name "
+                f"(register({model.__name__}, name=..., notify=True))."
+            )
         self.model = model
         for key, value in options.items():
             setattr(self, key, value)
-        if not self.name and isinstance(self.notify, str):
-            self.name = self.notify
         if not self.name:
             self.name = f"{model._meta.model_name}s"
         self._viewset: type[GenericViewSet] | None = None  # type: ignore[type-arg]
@@ -174,10 +177,6 @@ class Resource:
             owner = getattr(instance, f"{self.owner_field}_id", None)
             return [ALL] if owner is None else [ALL, f"user.{owner}"]
         return [ALL]
-
-    def group_name(self, key: str) -> str:
-        """The channel-layer group carrying events of ``key``."""
-        return f"paintbrush.{self.name}.{key}"
 
     # -- introspection --------------------------------------------------------
 

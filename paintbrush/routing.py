@@ -18,7 +18,8 @@ from __future__ import annotations
 
 from django.urls import re_path
 
-from .consumers import DocConsumer, LiveConsumer
+from .consumers import LiveConsumer
+from .documents.consumers import DocConsumer
 
 websocket_urlpatterns = [
     re_path(r"^ws/?$", LiveConsumer.as_asgi(), name="paintbrush-ws"),

@@ -13,13 +13,13 @@ from typing import Any
 from django.urls import re_path
 from rest_framework.routers import SimpleRouter
 
+from .documents.views import DocumentView
 from .resources import site
-from .views import DocumentView
 
 
 def build_router(resources: Any = site) -> SimpleRouter:
     router = SimpleRouter()
-    router.trailing_slash = "/?"  # the slash is optional (PROTOCOL.md section 1)
+    router.trailing_slash = "/?"  # the slash is optional (docs/protocol.md, section 1)
     for resource in resources:
         router.register(resource.name, resource.get_viewset(), basename=resource.name)
     return router

@@ -10,8 +10,8 @@ The command side: one DRF viewset class serves every resource.
 
 ``PUT``/``PATCH``/``DELETE`` honour ``If-Match: "<version>"`` (412 when stale). The
 viewset only writes through the model's ``save()``/``delete()``: events are published by
-the model signals (``paintbrush.publish``), never here, so every other writer publishes
-the same way.
+the write observers (``paintbrush.writes``), never here, so every other writer publishes
+the same way. The role document's ``GET /api/doc`` is ``paintbrush.documents.views``.
 """
 
 from __future__ import annotations
@@ -20,20 +20,27 @@ from typing import TYPE_CHECKING, Any
 
 from django.db import transaction
 from django.db.models import Model, QuerySet
-from rest_framework import permissions, viewsets
-from rest_framework.exceptions import ParseError, UnsupportedMediaType
+from rest_framework import status, viewsets
+from rest_framework.exceptions import APIException, ParseError, UnsupportedMediaType
 from rest_framework.parsers import JSONParser
 from rest_framework.request import Request
 from rest_framework.response import Response
-from rest_framework.views import APIView
 
-from .documents import roles
-from .exceptions import PreconditionFailed
+from .writes import stored_as_is
 
 if TYPE_CHECKING:
     from .resources import Resource
 
-__all__ = ["DocumentView", "LiveModelViewSet"]
+__all__ = ["LiveModelViewSet", "PreconditionFailed"]
+
+
+class PreconditionFailed(APIException):
+    """``If-Match`` named a version the row is no longer at (HTTP 412)."""
+
+    status_code = status.HTTP_412_PRECONDITION_FAILED
+    default_detail = "The item has changed since that version; reload it and retry."
+    default_code = "precondition_failed"
+
 
 _WRITE_METHODS = frozenset({"PUT", "PATCH", "DELETE"})
 
@@ -60,6 +67,12 @@ class LiveModelViewSet(viewsets.ModelViewSet):  # type: ignore[type-arg]
             # Locked so that the If-Match comparison and the write see the same row.
             qs = qs.select_for_update()
         return qs
+
+    def _locked(self, instance: Model) -> None:
+        # get_object() read the row under select_for_update in this transaction: the
+        # write need not read it again to learn its previous state.
+        if self.resource.version_field and self.get_queryset().query.select_for_update:
+            stored_as_is(instance)
 
     def _version(self, instance: Model) -> int | None:
         field = self.resource.version_field
@@ -93,10 +106,11 @@ class LiveModelViewSet(viewsets.ModelViewSet):  # type: ignore[type-arg]
         return self._with_etag(Response(self.get_serializer(instance).data), instance)
 
     def update(self, request: Request, *args: Any, **kwargs: Any) -> Response:
-        # PROTOCOL.md: PUT takes a partial body and merges it, like PATCH.
+        # The protocol's PUT takes a partial body and merges it, like PATCH.
         with transaction.atomic():
             instance = self.get_object()
             self._check_if_match(instance)
+            self._locked(instance)
             serializer = self.get_serializer(instance, data=request.data, partial=True)
             serializer.is_valid(raise_exception=True)
             self.perform_update(serializer)
@@ -106,6 +120,7 @@ class LiveModelViewSet(viewsets.ModelViewSet):  # type: ignore[type-arg]
         with transaction.atomic():
             instance = self.get_object()
             self._check_if_match(instance)
+            self._locked(instance)
             self.perform_destroy(instance)
         return Response(status=204)
 
@@ -115,16 +130,3 @@ class LiveModelViewSet(viewsets.ModelViewSet):  # type: ignore[type-arg]
             serializer.save(**{owner: self.request.user})
         else:
             serializer.save()
-
-
-class DocumentView(APIView):
-    """``GET /api/doc``: the caller's role document, as ``/ws/doc`` pushes it."""
-
-    permission_classes = [permissions.IsAuthenticated]
-
-    def get(self, request: Request) -> Response:
-        role = roles.role_for(request.user)
-        if role is None:
-            self.permission_denied(request, "No role document applies to this user.")
-        assert role is not None
-        return Response(role.document(role.group_of(request.user)))

@@ -8,7 +8,8 @@ from django.core.management import call_command
 from django.db import models
 from django.test import SimpleTestCase, override_settings
 
-from paintbrush import checks
+from paintbrush import checks, documents
+from paintbrush.documents.roles import RoleRegistry
 from paintbrush.resources import Resource, ResourceRegistry
 from paintbrush.views import LiveModelViewSet
 from project.demo.models import Checklist, Note, Todo
@@ -38,7 +39,7 @@ class CheckTests(SimpleTestCase):
         self.assertEqual(ids(checks.check_resources(registry)), ["paintbrush.E002", "paintbrush.E002"])
 
     def test_e003_a_live_model_that_is_not_a_live_model(self) -> None:
-        registry = self.registry((Note, {"notify": "notes"}))
+        registry = self.registry((Note, {"name": "notes", "notify": True}))
         messages = checks.check_resources(registry)
         self.assertEqual(ids(messages), ["paintbrush.E003"])
         self.assertIn("LiveModel", str(messages[0].hint))
@@ -48,7 +49,7 @@ class CheckTests(SimpleTestCase):
 
     @override_settings(CHANNEL_LAYERS={})
     def test_e004_live_resources_without_a_channel_layer(self) -> None:
-        registry = self.registry((Todo, {"notify": "todos"}))
+        registry = self.registry((Todo, {"name": "todos", "notify": True}))
         self.assertEqual(ids(checks.check_channel_layer(registry)), ["paintbrush.E004"])
         self.assertEqual(checks.check_channel_layer(self.registry((Note, {"name": "notes"}))), [])
 
@@ -60,12 +61,24 @@ class CheckTests(SimpleTestCase):
         self.assertEqual(ids(messages), ["paintbrush.E005"] * 4)
         self.assertIn("TYPO", messages[0].msg)
 
-    def test_e006_notify_naming_another_topic(self) -> None:
-        registry = self.registry((Todo, {"name": "todos", "notify": "tasks"}))
-        self.assertEqual(ids(checks.check_resources(registry)), ["paintbrush.E006"])
+    def test_notify_is_a_bool_the_topic_is_the_name(self) -> None:
+        # paintbrush.E006 (notify naming another topic) is retired: it cannot happen.
+        with self.assertRaisesMessage(TypeError, "notify is True or False, not 'tasks'"):
+            self.registry((Todo, {"name": "todos", "notify": "tasks"}))
+
+    def test_e008_role_names_fit_group_names_and_are_unique(self) -> None:
+        class Named(documents.Role):
+            def __init__(self, name: str) -> None:
+                self.name = name
+
+        registry = RoleRegistry()
+        registry.register(Named("ok"), Named("a:b"), Named(""), Named("twice"), Named("twice"))
+        messages = checks.check_roles(registry)
+        self.assertEqual(ids(messages), ["paintbrush.E008"] * 4)
+        self.assertIn("'a:b'", messages[0].msg)
 
     def test_e007_one_model_registered_twice(self) -> None:
-        registry = self.registry((Todo, {"notify": "todos"}), (Todo, {"name": "tasks"}))
+        registry = self.registry((Todo, {"name": "todos", "notify": True}), (Todo, {"name": "tasks"}))
         self.assertEqual(ids(checks.check_resources(registry)), ["paintbrush.E007", "paintbrush.E007"])
 
     def test_w001_a_filtered_queryset_without_event_keys(self) -> None:
@@ -73,7 +86,7 @@ class CheckTests(SimpleTestCase):
             def get_queryset(self, user: Any) -> models.QuerySet[Any]:
                 return super().get_queryset(user).filter(done=False)
 
-        registry = self.registry((Todo, {"notify": "todos", "resource_class": Mine}))
+        registry = self.registry((Todo, {"notify": True, "resource_class": Mine}))
         self.assertEqual(ids(checks.check_resources(registry)), ["paintbrush.W001"])
 
     def test_w001_a_viewset_that_filters_rows_without_event_keys(self) -> None:
@@ -81,5 +94,5 @@ class CheckTests(SimpleTestCase):
             def get_queryset(self) -> models.QuerySet[Any]:
                 return super().get_queryset().filter(done=False)
 
-        registry = self.registry((Todo, {"notify": "todos", "viewset_class": Filtered}))
+        registry = self.registry((Todo, {"notify": True, "viewset_class": Filtered}))
         self.assertEqual(ids(checks.check_resources(registry)), ["paintbrush.W001"])

@@ -1,4 +1,4 @@
-"""The /ws consumer: the error table of PROTOCOL.md section 2, the handshake checks,
+"""The /ws consumer: the error table of docs/protocol.md, section 2, the handshake checks,
 and authorization by the resource's own DRF permissions."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Role documents (PROTOCOL.md section 3): shapes per role, delivery over GET /api/doc,
+"""Role documents (docs/protocol.md, section 3): shapes per role, delivery over GET /api/doc,
 /ws/doc and opendoc "doc", isolation between customers, coalescing, query counts."""
 
 from __future__ import annotations
@@ -15,8 +15,10 @@ from django.contrib.auth import get_user_model
 from django.db import transaction
 from django.test import TestCase, TransactionTestCase, override_settings
 
-from paintbrush.doc_hub import DocHub
 from paintbrush.documents import roles
+from paintbrush.documents.hub import DocHub
+from paintbrush.groups import access_group, document_group, role_group
+from paintbrush.hub import Hub
 from project.asgi import application
 from project.demo.models import Order, Product
 
@@ -76,9 +78,9 @@ class DocumentShapeTests(TestCase):
                 Order.objects.bulk_create(Order(user=self.alice, product=self.product) for _ in range(30))
                 User.objects.bulk_create(User(username=f"u{i}") for i in range(30))
             with self.assertNumQueries(3):
-                admin_role.document("admin")
+                admin_role.document(admin_role.group())
             with self.assertNumQueries(3):
-                customer_role.document(f"customer:{self.alice.pk}")
+                customer_role.document(customer_role.group(self.alice.pk))
 
 
 @override_settings(CHANNEL_LAYERS=IN_MEMORY, PAINTBRUSH={"DOC_COALESCE_SECONDS": 0.05})
@@ -125,13 +127,13 @@ class DocumentPushTests(TransactionTestCase):
     async def test_a_customer_never_receives_anything_of_another_customer(self) -> None:
         alice, _ = await self.doc_socket(self.alice)
         heard: list[str] = []
-        original = DocHub.deliver
+        original = Hub._deliver
 
-        async def spy(hub: DocHub, group: str, text: str) -> None:
+        async def spy(hub: Hub, group: str, text: str) -> None:
             heard.append(group)
             await original(hub, group, text)
 
-        with mock.patch.object(DocHub, "deliver", spy):
+        with mock.patch.object(Hub, "_deliver", spy):
             bobs = await self.order(self.bob)
             bobs.status = "paid"
             await sync_to_async(bobs.save)()
@@ -140,8 +142,8 @@ class DocumentPushTests(TransactionTestCase):
             await sync_to_async(self.bob.save)()
             mine = await self.order(self.alice)
             frame = await alice.receive_from(timeout=5)
-        # No notice for bob's changes reached alice's group: the only one is for hers.
-        self.assertEqual(heard, [f"paintbrush.doc.customer.{self.alice.pk}"])
+        # No notice for bob's changes reached this process: the only one is for hers.
+        self.assertEqual(heard, [document_group("customer", self.alice.pk)])
         self.assertNotIn("bob", frame)
         self.assertEqual([o["id"] for o in json.loads(frame)["doc"]["orders"]], [mine.pk])
         await alice.disconnect()
@@ -234,8 +236,6 @@ class DocumentPushTests(TransactionTestCase):
     async def test_sockets_attaching_at_once_leave_nothing_behind(self) -> None:
         from channels.layers import InMemoryChannelLayer
 
-        from paintbrush.doc_hub import DocHub
-
         class Slow(InMemoryChannelLayer):
             # Redis answers group_add after a round trip: other attaches run meanwhile.
             async def group_add(self, group: str, channel: str) -> None:
@@ -282,11 +282,11 @@ class DocumentPushTests(TransactionTestCase):
         self.assertEqual(
             set(layer.groups),
             {
-                f"paintbrush.doc.customer.{self.alice.pk}",
-                "paintbrush.docrole.customer",
-                "paintbrush.doc.admin",
-                f"paintbrush.user.{self.alice.pk}",
-                f"paintbrush.user.{self.admin.pk}",
+                document_group("customer", self.alice.pk),
+                role_group("customer"),
+                document_group("admin"),
+                access_group(self.alice.pk),
+                access_group(self.admin.pk),
             },
         )
         await alice.disconnect()

@@ -1,4 +1,4 @@
-"""Delta events (PROTOCOL.md section 2): shapes, changed fields only, after commit only,
+"""Delta events (docs/protocol.md, section 2): shapes, changed fields only, after commit only,
 from every writer, isolated per resource, serialized and encoded once per write."""
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from django.contrib.auth import get_user_model
 from django.db import transaction
 from django.test import Client, TransactionTestCase, override_settings
 
-from paintbrush import deltas
+from paintbrush import deltas, encoding
 from project.demo.models import Checklist, Todo
 
 from .utils import IN_MEMORY, receive, subscribe, ws_connect
@@ -191,7 +191,7 @@ class EventTests(TransactionTestCase):
         layer = get_channel_layer()
         with (
             mock.patch.object(deltas, "render", wraps=deltas.render) as render,
-            mock.patch.object(deltas, "encode", wraps=deltas.encode) as encode,
+            mock.patch.object(encoding, "encode", wraps=encoding.encode) as encode,
             mock.patch.object(layer, "group_send", wraps=layer.group_send) as group_send,
         ):
             await sync_to_async(Todo.objects.create)(title="fan-out")
@@ -212,7 +212,7 @@ class EventTests(TransactionTestCase):
         todo.done = True
         with (
             mock.patch.object(deltas, "render", wraps=deltas.render) as render,
-            mock.patch.object(deltas, "encode", wraps=deltas.encode) as encode,
+            mock.patch.object(encoding, "encode", wraps=encoding.encode) as encode,
         ):
             await sync_to_async(todo.save)()
             for ws in sockets:

@@ -25,6 +25,7 @@ from channels.layers import get_channel_layer
 from django.db import connection
 from django.test import TransactionTestCase, override_settings
 
+from paintbrush.groups import event_group
 from project.demo.models import Todo
 
 from .utils import receive, subscribe, ws_connect
@@ -130,7 +131,7 @@ class RedisScaleOutTests(TransactionTestCase):
         for ws in sockets:
             await subscribe(ws, "todos")
         layer = get_channel_layer()
-        group = layer._group_key("paintbrush.todos.all")
+        group = layer._group_key(event_group("todos", "all"))
         connection_ = layer.connection(layer.consistent_hash(group))
         self.assertEqual(await connection_.zcard(group), 1)
         await sync_to_async(Todo.objects.create)(title="fan-out")

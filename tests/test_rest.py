@@ -1,4 +1,4 @@
-"""The command side (PROTOCOL.md section 1): status codes, shapes, merge-PUT,
+"""The command side (docs/protocol.md, section 1): status codes, shapes, merge-PUT,
 read-only fields, bad bodies, ETag and If-Match."""
 
 from __future__ import annotations
@@ -6,9 +6,11 @@ from __future__ import annotations
 from typing import Any
 from unittest import mock
 
+from django.db import connection
 from django.test import TestCase
+from django.test.utils import CaptureQueriesContext
 
-from paintbrush import publish
+from paintbrush import broadcast
 from project.demo.models import Note, Todo
 
 
@@ -84,6 +86,17 @@ class RestTests(TestCase):
         self.assertEqual(self.client.delete(f"/api/todos/{todo.pk}").status_code, 204)
         self.assertEqual(self.client.delete(f"/api/todos/{todo.pk}").status_code, 404)
 
+    def test_a_put_or_delete_reads_the_row_once(self) -> None:
+        # The view's locked get_object() is the previous state the write compares with.
+        todo = Todo.objects.create(title="a")
+        path = f"/api/todos/{todo.pk}"
+        for method, body in (("put", {"done": True}), ("delete", None)):
+            with self.subTest(method=method), CaptureQueriesContext(connection) as queries:
+                response = getattr(self.client, method)(path, body, content_type="application/json")
+                self.assertIn(response.status_code, (200, 204))
+            reads = [q["sql"] for q in queries.captured_queries if q["sql"].startswith("SELECT")]
+            self.assertEqual(len(reads), 1, reads)
+
     def test_version_counts_committed_changes_only(self) -> None:
         todo = Todo.objects.create(title="a")
         path = f"/api/todos/{todo.pk}"
@@ -143,7 +156,7 @@ class RestTests(TestCase):
             ("put", f"/api/todos/{todo.pk}", "", "text/plain", 415),
         ]
         with (
-            mock.patch.object(publish, "send_to_groups") as send,
+            mock.patch.object(broadcast, "send") as send,
             self.captureOnCommitCallbacks(execute=True),
         ):
             for method, path, body, content_type, status in cases:

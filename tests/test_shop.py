@@ -1,4 +1,4 @@
-"""The shop resources (PROTOCOL.md section 4): products and orders, with their row
+"""The shop resources (docs/protocol.md, section 4): products and orders, with their row
 rules over REST and over /ws."""
 
 from __future__ import annotations
@@ -227,7 +227,8 @@ class OrderEventTests(TransactionTestCase):
     async def test_a_change_just_before_the_socket_listened_is_seen(self) -> None:
         from channels.testing import WebsocketCommunicator
 
-        from paintbrush.consumers import DocConsumer, LiveConsumer
+        from paintbrush.consumers import LiveConsumer
+        from paintbrush.documents.consumers import DocConsumer
 
         stale = await sync_to_async(User.objects.get)(pk=self.admin.pk)  # loaded as staff
         await sync_to_async(User.objects.filter(pk=self.admin.pk).update)(is_staff=False)

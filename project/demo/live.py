@@ -1,4 +1,4 @@
-"""The demo's resources (PROTOCOL.md section 4)."""
+"""The demo's resources (docs/protocol.md, section 4)."""
 
 from __future__ import annotations
 
@@ -15,8 +15,8 @@ from .models import Checklist, Note, Order, Product, Todo
 
 User = get_user_model()
 
-register(Todo, notify="todos", permission_classes=[permissions.AllowAny])
-register(Checklist, notify="checklists", permission_classes=[permissions.AllowAny])
+register(Todo, name="todos", notify=True, permission_classes=[permissions.AllowAny])
+register(Checklist, name="checklists", notify=True, permission_classes=[permissions.AllowAny])
 register(Note, name="notes", permission_classes=[permissions.AllowAny])
 
 
@@ -31,7 +31,8 @@ class StaffWritesSignedInReads(permissions.BasePermission):
 
 register(
     Product,
-    notify="products",
+    name="products",
+    notify=True,
     permission_classes=[StaffWritesSignedInReads],
     fields=["id", "name", "price", "version"],
 )
@@ -71,7 +72,7 @@ class OrderResource(Resource):
     permission_classes = [OrderPermission]
 
 
-register(Order, OrderResource, notify="orders")
+register(Order, OrderResource, name="orders", notify=True)
 
 
 # -- role documents (Pattern 2) ----------------------------------------------------------

@@ -1,5 +1,5 @@
 /**
- * Paintbrush REST helpers: the commands of PROTOCOL.md section 1, with Django's CSRF
+ * Paintbrush REST helpers: the commands of docs/protocol.md (section 1), with Django's CSRF
  * token and readable errors.
  *
  *     import { createItem, updateItem, ApiError } from "./rest.js";

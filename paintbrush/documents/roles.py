@@ -28,17 +28,25 @@ pushes it after every committed change that affects it.
     documents.register(AdminDocument(), CustomerDocument())   # first matching role wins
 
 A user's document is ``{"role": <name>, **assemble(user.pk)}``. Delivery (coalescing,
-refcounts, one assembly per change per group) is ``paintbrush.doc_hub``.
+refcounts, one assembly per change per group) is ``paintbrush.documents.hub``.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
+from dataclasses import dataclass
 from typing import Any
 
 from django.db.models import Model
 
-__all__ = ["EVERY", "Every", "Role", "register", "roles"]
+from ..groups import document_group
+
+__all__ = ["EVERY", "DocGroup", "Every", "Role", "register", "roles"]
+
+#: What a role name may be: it prefixes group names, on the wire and in the channel
+#: layer (``paintbrush.E008``).
+ROLE_NAME = re.compile(r"^[A-Za-z0-9_-]{1,60}$")
 
 
 class Every:
@@ -50,6 +58,23 @@ class Every:
 
 #: Returned by ``Role.affected`` for "every connected group of this role".
 EVERY = Every()
+
+
+@dataclass(frozen=True)
+class DocGroup:
+    """The sockets that share one document: all users of a shared role (``admin``), or
+    one user of a per-user role (``customer:<id>``)."""
+
+    role: str
+    user_id: Any = None
+
+    def __str__(self) -> str:
+        return self.role if self.user_id is None else f"{self.role}:{self.user_id}"
+
+    @property
+    def layer_group(self) -> str:
+        """The channel-layer group that carries this document's change notices."""
+        return document_group(self.role, self.user_id)
 
 
 class Role:
@@ -68,28 +93,26 @@ class Role:
     def assemble(self, user_id: Any) -> dict[str, Any]:
         """The document's body, from the ORM, in a bounded number of queries.
 
-        ``user_id`` is the group's user for a per-user role, None for a shared one."""
+        ``user_id`` is the group's user's primary key (as the user model types it) for
+        a per-user role, None for a shared one."""
         raise NotImplementedError
 
-    def affected(self, instance: Model) -> Iterable[str] | Every:
+    def affected(self, instance: Model) -> Iterable[DocGroup] | Every:
         """The groups a change to ``instance`` affects: ``EVERY`` (the default, for a
-        model in ``reads``), some ``group(...)`` names, or nothing."""
+        model in ``reads``), some ``group(...)``, or nothing."""
         return EVERY if isinstance(instance, self.reads) else ()
 
     # -- derived ------------------------------------------------------------------------
 
-    def group(self, user_id: Any = None) -> str:
-        return f"{self.name}:{user_id}" if self.per_user else self.name
+    def group(self, user_id: Any = None) -> DocGroup:
+        """The group of ``user_id``'s document (the one shared group if not ``per_user``)."""
+        return DocGroup(self.name, user_id if self.per_user else None)
 
-    def group_of(self, user: Any) -> str:
-        return self.group(user.pk if self.per_user else None)
+    def group_of(self, user: Any) -> DocGroup:
+        return self.group(user.pk)
 
-    def user_id_of(self, group: str) -> Any:
-        """Inverse of ``group``: the user id a per-user group's document is for."""
-        return group.split(":", 1)[1] if self.per_user else None
-
-    def document(self, group: str) -> dict[str, Any]:
-        return {"role": self.name, **self.assemble(self.user_id_of(group))}
+    def document(self, group: DocGroup) -> dict[str, Any]:
+        return {"role": self.name, **self.assemble(group.user_id)}
 
 
 class RoleRegistry:
@@ -106,12 +129,6 @@ class RoleRegistry:
 
     def by_name(self, name: str) -> Role | None:
         return next((role for role in self.roles if role.name == name), None)
-
-    def role_of_group(self, group: str) -> Role:
-        role = self.by_name(group.split(":", 1)[0])
-        if role is None:
-            raise LookupError(f"No role for document group {group!r}")
-        return role
 
     @property
     def models(self) -> set[type[Model]]:

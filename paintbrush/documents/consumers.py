@@ -1,0 +1,92 @@
+"""
+The sockets that hold a role document: ``/ws/doc`` (``DocConsumer``), and the reserved
+resource ``doc`` on the multiplexed ``/ws`` (``paintbrush.consumers.LiveConsumer``
+mixes in ``DocumentSocketMixin``).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from channels.db import database_sync_to_async
+from channels.generic.websocket import AsyncWebsocketConsumer
+from channels.layers import get_channel_layer
+
+from ..access import AccessWatchMixin
+from ..hub import SOCKETS_USE_THE_HUB
+from ..settings import pb_settings
+from .hub import get_doc_hub
+from .roles import DocGroup, Role, roles
+
+__all__ = ["DocConsumer", "DocumentSocketMixin", "role_for"]
+
+#: WebSocket close code 1012 "service restart": reconnect and resync.
+SERVICE_RESTART = 1012
+
+
+async def role_for(user: Any) -> Role | None:
+    role: Role | None = await database_sync_to_async(roles.role_for)(user)
+    return role
+
+
+class DocumentSocketMixin:
+    """A socket's role document: attached to the process's document hub, which pushes
+    it the document now and after every change."""
+
+    doc_role: Role | None = None
+    doc_group: DocGroup | None = None
+    _doc_seq = -1
+    _doc_text: str | None = None
+
+    if TYPE_CHECKING:  # provided by AsyncWebsocketConsumer
+
+        async def send(
+            self, text_data: str | None = None, bytes_data: bytes | None = None, close: bool = False
+        ) -> None: ...
+
+    async def attach_document(self, role: Role, user: Any) -> None:
+        self.doc_role, self.doc_group = role, role.group_of(user)
+        await get_doc_hub(get_channel_layer(pb_settings.CHANNEL_LAYER)).attach(self, role, self.doc_group)
+
+    async def detach_document(self) -> None:
+        if self.doc_role is not None and self.doc_group is not None:
+            hub = get_doc_hub(get_channel_layer(pb_settings.CHANNEL_LAYER))
+            await hub.detach(self, self.doc_role, self.doc_group)
+        self.doc_role = self.doc_group = None
+        self._doc_seq, self._doc_text = -1, None
+
+    async def push_document(self, text: str, seq: int) -> None:
+        # Not newer than what this socket has (its first document racing a push).
+        if seq <= self._doc_seq:
+            return
+        self._doc_seq, self._doc_text = seq, text
+        await self.send(text_data=text)
+
+
+class DocConsumer(AccessWatchMixin, DocumentSocketMixin, AsyncWebsocketConsumer):
+    """``/ws/doc``: the user's role document on connect, then after every change."""
+
+    channel_layer_alias = SOCKETS_USE_THE_HUB
+
+    async def connect(self) -> None:
+        user = self.scope.get("user")
+        role = await role_for(user) if await self.watch_access() else None
+        if role is None:
+            await self.unwatch_access()
+            await self.close()  # before accept(): the handshake is refused
+            return
+        await self.accept()
+        await self.attach_document(role, user)
+
+    async def disconnect(self, code: int) -> None:
+        await self.detach_document()
+        await self.unwatch_access()
+
+    async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
+        # Read-only socket: anything the client sends is ignored.
+        return None
+
+    async def on_lost(self) -> None:
+        # The access notice may have been lost while the channel layer was unreachable
+        # (the document itself is reassembled by the document hub).
+        await self.close(code=SERVICE_RESTART)

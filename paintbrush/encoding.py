@@ -1,0 +1,96 @@
+"""
+The JSON of the wire, both ways and for both patterns: events, snapshots, documents and
+error frames are encoded here, and client frames and REST bodies are decoded here.
+
+    text = encode({"type": "opened", "resource": "todos"})   # compact, once per message
+
+``encode`` is the only JSON encoder on the event path: the same text is handed to every
+group and every socket (tests count its calls to prove it).
+
+``decode`` is the only JSON decoder for what clients send (socket frames, REST bodies):
+
+    message = decode(text_data, max_depth=pb_settings.MAX_JSON_DEPTH)
+
+It is ``json.loads`` made safe for hostile input: a depth limit checked before parsing
+(the stdlib parser recurses once per level, so ~1,000 nested brackets, 2 KB of text,
+end in ``RecursionError``), and no ``NaN``/``Infinity`` (the stdlib accepts them, but
+they are not JSON, and echoing them back produces text no client can parse).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from itertools import accumulate
+from typing import Any, NoReturn
+
+from rest_framework.utils.encoders import JSONEncoder
+
+__all__ = ["JSONDecodeLimitError", "decode", "encode", "nesting_depth"]
+
+
+def encode(message: Any) -> str:
+    """Compact JSON text; DRF's encoder covers what a serializer may leave
+    (decimals, dates, UUIDs)."""
+    return json.dumps(message, cls=JSONEncoder, separators=(",", ":"), ensure_ascii=False)
+
+
+class JSONDecodeLimitError(ValueError):
+    """JSON that ``decode`` refuses although ``json.loads`` would take it (or crash on it):
+    nested deeper than the limit, or holding ``NaN``/``Infinity``/``-Infinity``.
+
+    A ``ValueError``, like the malformed-JSON ``json.JSONDecodeError``, so one
+    ``except ValueError`` covers every bad input; the message names the rule broken."""
+
+
+# A string literal, from its opening quote to its closing one; an unterminated literal
+# runs to the end of the text. It therefore matches wherever it starts, and the
+# possessive quantifiers never backtrack: linear time, even on hostile text such as
+# thousands of unterminated quotes or a trailing lone backslash.
+_STRING = re.compile(r'"(?:[^"\\]++|\\[\s\S])*+(?:"|\\?\Z)')
+_NOT_BRACKET = re.compile(r"[^\[\]{}]++")
+_STEP = {"[": 1, "{": 1, "]": -1, "}": -1}
+
+
+def nesting_depth(text: str) -> int:
+    """How many arrays/objects of ``text`` are open at once at the deepest point, found
+    without parsing (so without recursion): brackets inside string literals do not count.
+
+    Exact for valid JSON. On malformed text it is exact up to the first error, which is as
+    far as ``json.loads`` gets, so it is a safe bound for the parser's recursion."""
+    brackets = _NOT_BRACKET.sub("", _STRING.sub("", text))
+    # Running sum of +1/-1 and its maximum, iterated in C (no Python loop per bracket).
+    return max(accumulate(map(_STEP.__getitem__, brackets)), default=0)
+
+
+def _reject_constant(token: str) -> NoReturn:
+    raise JSONDecodeLimitError(f"{token} is not valid JSON")
+
+
+# One decoder, built once: ``json.loads(text, parse_constant=...)`` builds a new one per call.
+_DECODER = json.JSONDecoder(parse_constant=_reject_constant)
+
+
+def decode(text: str | bytes, *, max_depth: int) -> Any:
+    """Parse JSON text strictly, for input from clients.
+
+    Raises ``JSONDecodeLimitError`` (a ``ValueError``) for arrays/objects nested deeper
+    than ``max_depth`` levels (``[[]]`` is 2 levels; scalars are 0) and for ``NaN``,
+    ``Infinity`` and ``-Infinity``; any other bad input raises ``ValueError`` with the
+    ``json`` module's own message. Never ``RecursionError``.
+
+    The depth is checked before ``json.loads`` runs, by a linear scan, and only when the
+    text holds more ``[`` plus ``{`` than ``max_depth`` (fewer openers cannot nest
+    deeper), so a typical frame costs two ``str.count`` calls on top of the parse.
+    ``bytes`` are decoded as ``json.loads`` would (UTF-8/16/32 by detection)."""
+    if isinstance(text, bytes):
+        text = text.decode(json.detect_encoding(text), "surrogatepass")
+    if text.count("[") + text.count("{") > max_depth and nesting_depth(text) > max_depth:
+        raise JSONDecodeLimitError(f"JSON nested deeper than {max_depth} levels")
+    if text.startswith("\ufeff"):  # as json.loads does, which _DECODER.decode does not
+        raise json.JSONDecodeError("Unexpected UTF-8 BOM (decode using utf-8-sig)", text, 0)
+    try:
+        return _DECODER.decode(text)
+    except RecursionError:
+        # Only if max_depth is set near the interpreter's recursion limit.
+        raise JSONDecodeLimitError(f"JSON nested too deeply to parse (limit {max_depth} levels)") from None

@@ -1,0 +1,44 @@
+"""
+Who may read a resource over WebSocket, and what they see: the resource's own DRF
+viewset decides, with its permission classes and queryset, exactly as it would for
+``GET /api/<name>``.
+
+    view = list_view(resource, user)      # raises Forbidden if the user may not list
+    items = snapshot_items(view)          # what GET /api/<name> would return
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.http import HttpRequest
+from rest_framework.exceptions import APIException
+from rest_framework.request import Request
+
+from .exceptions import Forbidden
+from .resources import Resource
+
+__all__ = ["list_view", "snapshot_items"]
+
+
+def list_view(resource: Resource, user: Any) -> Any:
+    """A viewset instance set up as for ``GET /api/<name>`` by ``user``; raises
+    ``Forbidden`` when its permission classes refuse."""
+    http = HttpRequest()
+    http.method = "GET"
+    http.path = f"/api/{resource.name}"
+    http.user = user
+    request = Request(http)
+    request.user = user  # the socket already authenticated its user (AuthMiddlewareStack)
+    view = resource.get_viewset()(action="list", request=request, args=(), kwargs={}, format_kwarg=None)
+    try:
+        view.check_permissions(request)
+    except APIException as exc:
+        raise Forbidden(f"You may not read {resource.name!r}: {exc.detail}") from exc
+    return view
+
+
+def snapshot_items(view: Any) -> list[Any]:
+    """The rows the view lists, rendered as ``GET /api/<name>`` renders them."""
+    queryset = view.filter_queryset(view.get_queryset())
+    return list(view.get_serializer(queryset, many=True).data)
