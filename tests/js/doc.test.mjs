@@ -52,6 +52,18 @@ describe("liveDoc", () => {
     assert.deepEqual(seen, [[false, null], [true, 0], [true, 1]]);
   });
 
+  it("should take the document sent again after a second opened, as any push", () => {
+    socket.emit({ type: "opened", resource: "doc" });
+    socket.emit({ type: "doc", doc: { role: "admin", orders: [] } });
+    socket.emit({ type: "resync", resource: "doc", reason: "stale" });
+    socket.emit({ type: "opened", resource: "doc" });
+    socket.emit({ type: "doc", doc: { role: "admin", orders: [{ id: 1 }] } });
+    assert.deepEqual(live.doc.peek(), { role: "admin", orders: [{ id: 1 }] });
+    assert.equal(live.ready.peek(), true);
+    assert.equal(live.error.peek(), null);
+    assert.deepEqual(socket.subscribed, ["doc"]);
+  });
+
   it("should hold the server's errors about the document, with a warning", () => {
     const warn = mock.method(console, "warn", () => {});
     try {

@@ -31,6 +31,9 @@ const create = (item, version = item.version ?? 1) => ({ resource: R, action: "c
 const update = (id, fields, version) => ({ resource: R, action: "update", id, fields, version });
 const remove = (id, version) => ({ resource: R, action: "delete", id, version });
 const snapshot = (...items) => ({ resource: R, action: "snapshot", items });
+/** A snapshot frame that is not the last of its snapshot. */
+const partial = (...items) => ({ ...snapshot(...items), more: true });
+const opened = { type: "opened", resource: R };
 
 /** The rows as plain objects by id. */
 const rowsOf = (store) => Object.fromEntries([...store.items.peek()].map(([id, s]) => [id, s.peek()]));
@@ -270,6 +273,88 @@ describe("liveResource", () => {
     });
   });
 
+  describe("split snapshot", () => {
+    beforeEach(() => emit(snapshot({ id: "a", title: "A", version: 1 }, { id: "b", title: "B", version: 1 })));
+
+    it("should keep a row absent from an early frame but listed in a later one, with its signal", () => {
+      const rowB = store.items.peek().get("b");
+      const outer = mock.fn(() => store.items.get());
+      effect(outer);
+      emit(opened, partial({ id: "a", title: "A", version: 1 }));
+      assert.deepEqual(Object.keys(rowsOf(store)), ["a", "b"]);
+      emit(snapshot({ id: "b", title: "B2", version: 2 }));
+      assert.equal(store.items.peek().get("b"), rowB);
+      assert.deepEqual(rowsOf(store).b, { id: "b", title: "B2", version: 2 });
+      assert.equal(outer.mock.callCount(), 1);
+    });
+
+    it("should drop the rows no frame lists only once the last frame arrives", () => {
+      emit(opened, partial({ id: "b", title: "B", version: 1 }), partial());
+      assert.deepEqual(Object.keys(rowsOf(store)), ["a", "b"]);
+      emit(snapshot({ id: "c", title: "C", version: 1 }));
+      assert.deepEqual(Object.keys(rowsOf(store)), ["b", "c"]);
+    });
+
+    it("should take a frame with more: false as the last one", () => {
+      emit(opened, partial({ id: "a", title: "A", version: 1 }), { ...snapshot(), more: false });
+      assert.deepEqual(Object.keys(rowsOf(store)), ["a"]);
+    });
+
+    it("should not be ready before its last frame", () => {
+      const fresh = new FakeSocket();
+      const live = liveResource(fresh, R);
+      fresh.emit(opened);
+      fresh.emit(partial({ id: "a", title: "A", version: 1 }));
+      assert.equal(live.ready.peek(), false);
+      assert.equal(live.items.peek().size, 0);
+      fresh.emit(snapshot({ id: "b", title: "B", version: 1 }));
+      assert.equal(live.ready.peek(), true);
+      assert.deepEqual(Object.keys(rowsOf(live)), ["a", "b"]);
+      live.dispose();
+    });
+
+    it("should be applied whole: an effect reading every row runs once for all its frames", () => {
+      const spy = mock.fn(() => [...store.items.get().values()].map((row) => row.get().title).join());
+      effect(spy);
+      emit(opened, partial({ id: "a", title: "A2", version: 2 }), partial({ id: "c", title: "C", version: 1 }));
+      emit(snapshot({ id: "b", title: "B2", version: 2 }));
+      assert.equal(spy.mock.callCount(), 2);
+      assert.equal(spy.mock.calls[1].result, "A2,B2,C");
+    });
+
+    it("should apply the events that come between its frames, by version, and lose none", () => {
+      emit(opened, partial({ id: "a", title: "A", version: 1 }));
+      // A row created after its frames were read, a change newer than a later frame,
+      // and a delete of a row a later frame still lists.
+      emit(create({ id: "c", title: "C" }), update("b", { title: "B3" }, 3), remove("a", 2));
+      assert.deepEqual(rowsOf(store), { b: { id: "b", title: "B3", version: 3 }, c: { id: "c", title: "C", version: 1 } });
+      emit(snapshot({ id: "a", title: "A", version: 1 }, { id: "b", title: "B2", version: 2 }));
+      assert.deepEqual(rowsOf(store), { b: { id: "b", title: "B3", version: 3 }, c: { id: "c", title: "C", version: 1 } });
+    });
+
+    it("should discard the frames of a snapshot that a new opened interrupts", () => {
+      // Frames of an answer lost with its connection, then the new connection's answer.
+      emit(opened, partial({ id: "a", title: "A", version: 1 }), opened);
+      emit(snapshot({ id: "b", title: "B", version: 1 }));
+      assert.deepEqual(Object.keys(rowsOf(store)), ["b"]);
+    });
+  });
+
+  describe("re-opening", () => {
+    it("should take a second opened and its snapshot without duplicating anything", () => {
+      emit(opened, snapshot({ id: "a", title: "A", version: 1 }));
+      const rowA = store.items.peek().get("a");
+      const outer = mock.fn(() => store.items.get());
+      effect(outer);
+      emit(opened, snapshot({ id: "a", title: "A", version: 1 }));
+      assert.deepEqual(rowsOf(store), { a: { id: "a", title: "A", version: 1 } });
+      assert.equal(store.items.peek().get("a"), rowA);
+      assert.equal(outer.mock.callCount(), 1);
+      assert.equal(store.ready.peek(), true);
+      assert.equal(store.error.peek(), null);
+    });
+  });
+
   describe("convergence", () => {
     it("should end in the database's state whatever the order of the events", () => {
       for (let seed = 1; seed <= 300; seed++) {
@@ -297,6 +382,36 @@ describe("liveResource", () => {
         const s = new FakeSocket();
         const live = liveResource(s, R);
         for (const event of [...before, snapshot(...Object.values(states[cut])), ...after]) s.emit(event);
+        assert.deepEqual(rowsOf(live), final, `seed ${seed}`);
+        live.dispose();
+      }
+    });
+
+    it("should end in the database's state with a snapshot split over frames, events between them", () => {
+      for (let seed = 1; seed <= 300; seed++) {
+        const random = _prng(seed);
+        const { events, final, states } = _history(random);
+        const cut = Math.floor(random() * (events.length + 1));
+        const before = _shuffle(events.slice(0, cut).filter(() => random() < 0.6), random);
+        const after = _shuffle(events.slice(cut), random);
+        // The snapshot of the cut in up to four frames, in any order of rows, and some
+        // later events between the frames (which the server avoids, but may not).
+        const items = _shuffle(Object.values(states[cut]), random);
+        const frames = [];
+        for (let start = 0; start < items.length || !frames.length;) {
+          const size = Math.ceil(random() * Math.max(1, items.length / 2));
+          frames.push({ ...snapshot(...items.slice(start, start + size)), more: true });
+          start += size;
+        }
+        delete frames.at(-1).more;
+        const sequence = [...before, opened];
+        for (const frame of frames) {
+          sequence.push(frame);
+          while (after.length && random() < 0.3) sequence.push(after.shift());
+        }
+        const s = new FakeSocket();
+        const live = liveResource(s, R);
+        for (const event of [...sequence, ...after]) s.emit(event);
         assert.deepEqual(rowsOf(live), final, `seed ${seed}`);
         live.dispose();
       }
@@ -399,6 +514,41 @@ describe("liveResource over a LiveSocket", () => {
     assert.equal(rowA.peek().title, "A2");
     todos.dispose();
     assert.deepEqual(instances[1].sent.at(-1), { action: "closedoc", resource: R });
+    live.close();
+  });
+
+  it("should resync on the server's request, by a split snapshot on the same connection", async () => {
+    const { connect } = await import("../../paintbrush/static/paintbrush/socket.js");
+    let ws;
+    class WS {
+      constructor() {
+        ws = this;
+        this.sent = [];
+      }
+
+      send(data) {
+        this.sent.push(JSON.parse(data));
+      }
+
+      close() {}
+    }
+    const receive = (message) => ws.onmessage({ data: JSON.stringify(message) });
+    const live = connect("ws://test/ws", { WebSocket: WS });
+    const todos = liveResource(live, R);
+    ws.onopen();
+    receive(opened);
+    receive(snapshot({ id: "a", title: "A", version: 1 }, { id: "b", title: "B", version: 1 }));
+    const rowB = todos.items.peek().get("b");
+    receive({ type: "resync", resource: R, reason: "a message was lost" });
+    assert.deepEqual(ws.sent.at(-1), { action: "opendoc", resource: R, snapshot: true });
+    assert.equal(live.resyncs.peek(), 1);
+    receive(opened);
+    receive(partial({ id: "c", title: "C", version: 1 }));
+    receive(snapshot({ id: "b", title: "B2", version: 2 }));
+    assert.deepEqual(rowsOf(todos), { b: { id: "b", title: "B2", version: 2 }, c: { id: "c", title: "C", version: 1 } });
+    assert.equal(todos.items.peek().get("b"), rowB);
+    assert.equal(ws.sent.length, 2);
+    todos.dispose();
     live.close();
   });
 });

@@ -252,6 +252,149 @@ describe("LiveSocket", () => {
     });
   });
 
+  describe("resync", () => {
+    const reopen = { action: "opendoc", resource: "todos", snapshot: true };
+
+    /** An open socket subscribed to todos, its opendoc answered; `sent` starts empty. */
+    function subscribed(handler = () => {}) {
+      const socket = open();
+      WS.last.open();
+      socket.subscribe("todos", handler);
+      WS.last.receive({ type: "opened", resource: "todos" });
+      WS.last.receive({ resource: "todos", action: "snapshot", items: [] });
+      WS.last.sent.length = 0;
+      return socket;
+    }
+
+    it("should re-open the resource with a snapshot, and count it in resyncs", () => {
+      const socket = subscribed();
+      const seen = [];
+      effect(() => seen.push(socket.resyncs.get()));
+      WS.last.receive({ type: "resync", resource: "todos", reason: "lost a message" });
+      assert.deepEqual(WS.last.sent, [reopen]);
+      assert.deepEqual(seen, [0, 1]);
+    });
+
+    it("should ignore a resync for a resource it has not open", () => {
+      const socket = subscribed();
+      WS.last.receive({ type: "resync", resource: "checklists", reason: "late" });
+      WS.last.receive({ type: "resync", reason: "no resource" });
+      assert.deepEqual(WS.last.sent, []);
+      assert.equal(socket.resyncs.peek(), 0);
+      assert.equal(socket.errors.peek(), null);
+    });
+
+    it("should re-open the document without asking for a snapshot", () => {
+      const socket = open();
+      WS.last.open();
+      socket.subscribe("doc", () => {});
+      WS.last.sent.length = 0;
+      WS.last.receive({ type: "resync", resource: "doc", reason: "stale" });
+      assert.deepEqual(WS.last.sent, [{ action: "opendoc", resource: "doc" }]);
+    });
+
+    it("should deliver the resync to the resource's subscribers too", () => {
+      const handler = mock.fn();
+      subscribed(handler);
+      const resync = { type: "resync", resource: "todos", reason: "lost a message" };
+      WS.last.receive(resync);
+      assert.deepEqual(handler.mock.calls.at(-1).arguments[0], resync);
+    });
+
+    it("should keep one re-open in flight, and send one more after its snapshot when resynced meanwhile", () => {
+      const socket = subscribed();
+      for (let i = 0; i < 3; i++) WS.last.receive({ type: "resync", resource: "todos", reason: "again" });
+      assert.deepEqual(WS.last.sent, [reopen]);
+      assert.equal(socket.resyncs.peek(), 3);
+      WS.last.receive({ type: "opened", resource: "todos" });
+      WS.last.receive({ resource: "todos", action: "snapshot", items: [], more: true });
+      assert.deepEqual(WS.last.sent, [reopen]);
+      WS.last.receive({ resource: "todos", action: "snapshot", items: [] });
+      assert.deepEqual(WS.last.sent, [reopen, reopen]);
+      WS.last.receive({ type: "opened", resource: "todos" });
+      WS.last.receive({ resource: "todos", action: "snapshot", items: [], more: false });
+      assert.deepEqual(WS.last.sent, [reopen, reopen]);
+      WS.last.receive({ type: "resync", resource: "todos", reason: "later" });
+      assert.deepEqual(WS.last.sent, [reopen, reopen, reopen]);
+    });
+
+    it("should not take a snapshot that came before the re-open's opened as its answer", () => {
+      subscribed();
+      WS.last.receive({ type: "resync", resource: "todos", reason: "first" });
+      // The answer to an earlier opendoc, still on its way when the resync came.
+      WS.last.receive({ resource: "todos", action: "snapshot", items: [] });
+      WS.last.receive({ type: "resync", resource: "todos", reason: "second" });
+      assert.deepEqual(WS.last.sent, [reopen]);
+      WS.last.receive({ type: "opened", resource: "todos" });
+      WS.last.receive({ resource: "todos", action: "snapshot", items: [] });
+      assert.deepEqual(WS.last.sent, [reopen, reopen]);
+    });
+
+    it("should finish a document's re-open when the document arrives", () => {
+      const socket = open();
+      WS.last.open();
+      socket.subscribe("doc", () => {});
+      WS.last.sent.length = 0;
+      const reopenDoc = { action: "opendoc", resource: "doc" };
+      WS.last.receive({ type: "resync", resource: "doc", reason: "stale" });
+      WS.last.receive({ type: "resync", resource: "doc", reason: "stale again" });
+      WS.last.receive({ type: "opened", resource: "doc" });
+      assert.deepEqual(WS.last.sent, [reopenDoc]);
+      WS.last.receive({ type: "doc", doc: { role: "admin" } });
+      assert.deepEqual(WS.last.sent, [reopenDoc, reopenDoc]);
+    });
+
+    it("should give up a re-open the server refuses, and re-open at the next resync", () => {
+      const handler = mock.fn();
+      subscribed(handler);
+      WS.last.receive({ type: "resync", resource: "todos", reason: "first" });
+      WS.last.receive({ type: "resync", resource: "todos", reason: "second" });
+      const error = { type: "error", error: "forbidden", message: "no", request: reopen };
+      WS.last.receive(error);
+      assert.deepEqual(handler.mock.calls.at(-1).arguments[0], error);
+      assert.deepEqual(WS.last.sent, [reopen]);
+      WS.last.receive({ type: "resync", resource: "todos", reason: "third" });
+      assert.deepEqual(WS.last.sent, [reopen, reopen]);
+    });
+
+    it("should forget a re-open in flight when the connection drops, since reconnecting re-opens all", (t) => {
+      t.mock.timers.enable({ apis: ["setTimeout"] });
+      subscribed();
+      WS.last.receive({ type: "resync", resource: "todos", reason: "first" });
+      WS.last.drop();
+      t.mock.timers.tick(30000);
+      WS.last.open();
+      assert.deepEqual(WS.last.sent, [reopen]);
+      WS.last.receive({ type: "resync", resource: "todos", reason: "on the new connection" });
+      assert.deepEqual(WS.last.sent, [reopen, reopen]);
+    });
+
+    it("should forget a re-open in flight when the resource is closed", () => {
+      const socket = open();
+      WS.last.open();
+      const stop = socket.subscribe("todos", () => {});
+      WS.last.receive({ type: "resync", resource: "todos", reason: "first" });
+      stop();
+      socket.subscribe("todos", () => {});
+      WS.last.receive({ type: "resync", resource: "todos", reason: "after re-subscribing" });
+      assert.deepEqual(WS.last.sent, [reopen, reopen, { action: "closedoc", resource: "todos" }, reopen, reopen]);
+    });
+  });
+
+  describe("re-opening", () => {
+    it("should deliver a second opened for an open resource, sending nothing", () => {
+      const socket = open();
+      WS.last.open();
+      const handler = mock.fn();
+      socket.subscribe("todos", handler);
+      WS.last.receive({ type: "opened", resource: "todos" });
+      WS.last.receive({ type: "opened", resource: "todos" });
+      assert.equal(handler.mock.callCount(), 2);
+      assert.deepEqual(WS.last.sent, [{ action: "opendoc", resource: "todos", snapshot: true }]);
+      assert.equal(socket.errors.peek(), null);
+    });
+  });
+
   describe("errors", () => {
     it("should hold the last error about no subscribed resource, and warn", () => {
       const socket = open();

@@ -1,6 +1,6 @@
 /**
  * Paintbrush role documents: the whole document of the signed-in user's role as one
- * signal, replaced by every push (PROTOCOL.md section 3).
+ * signal, replaced by every push (docs/protocol.md, section 3).
  *
  *     import { getSocket } from "./socket.js";
  *     import { liveDoc } from "./doc.js";

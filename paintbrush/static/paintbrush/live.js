@@ -1,6 +1,6 @@
 /**
  * Paintbrush live resources: a resource's rows as signals, kept equal to the server's
- * by the events and snapshots of the socket (PROTOCOL.md section 2).
+ * by the events and snapshots of the socket (docs/protocol.md, section 2).
  *
  *     import { getSocket } from "./socket.js";
  *     import { liveResource } from "./live.js";
@@ -20,6 +20,9 @@
  * sets a field only from something newer. Deletes leave tombstones, updates that
  * overtake their row's create wait for it, and a snapshot says which rows exist.
  * Whatever the order of arrival, the rows end up as the database has them.
+ *
+ * A snapshot may come split over several frames (all but the last with `more: true`);
+ * the store collects them and applies them as one, so no row flickers out and back.
  */
 import { batch, signal } from "./signals.js";
 import { _acquire } from "./socket.js";
@@ -81,6 +84,12 @@ function _createStore(socket, name) {
   // at its end: a snapshot of a thousand rows is one outer change, not a thousand.
   let members = null;
   const editMembers = () => (members ??= new Map(items.peek()));
+  /**
+   * A split snapshot being collected, null when none is: its frames' items so far, and
+   * the rows that events touched meanwhile.
+   * @type {{parts: Array<Array<Item>>, touched: Set<string | number>} | null}
+   */
+  let collecting = null;
 
   const rowOf = (id) => {
     let row = rows.get(id);
@@ -137,14 +146,20 @@ function _createStore(socket, name) {
     if (row.signal && row.version < version) hide(id, row);
   };
 
-  const snapshot = (list) => {
+  /**
+   * Apply a whole snapshot. `touched` are rows that events brought while its frames
+   * were arriving: such an event may be newer than the frame that would have listed
+   * the row, so its absence from the snapshot does not mean it was deleted (a delete
+   * would come as an event of its own, since the subscription was open).
+   */
+  const snapshot = (list, touched) => {
     const listed = new Set();
     for (const item of list) {
       listed.add(item?.id);
       arrive(item, item?.version);
     }
     for (const [id, row] of rows) {
-      if (row.signal && !listed.has(id)) {
+      if (row.signal && !listed.has(id) && !touched?.has(id)) {
         // Deleted while we were not listening, at a version we never saw but above the
         // one we hold: a late event at or below it (say its create) must not revive it.
         row.tomb = Math.max(row.tomb, row.version);
@@ -161,6 +176,21 @@ function _createStore(socket, name) {
       console.warn(`paintbrush: ${name}: ${message.error}: ${message.message}`);
       return;
     }
+    if (message.type === "opened") {
+      // The server sends a snapshot only right after `opened`: frames collected before
+      // this one belong to an answer that will never be completed (a lost connection).
+      collecting = null;
+      return;
+    }
+    const list = Array.isArray(message.items) ? message.items : [];
+    if (message.action === "snapshot" && message.more === true) {
+      // Not applied yet: a row missing from this frame may be in the next one.
+      (collecting ??= { parts: [], touched: new Set() }).parts.push(list);
+      return;
+    }
+    // Events apply at once even between the frames of a snapshot, by version as always.
+    if (collecting && (message.action === "update" || message.action === "delete")) collecting.touched.add(message.id);
+    if (collecting && message.action === "create") collecting.touched.add(message.item?.id);
     // One batch per message: views see it applied whole, never half.
     batch(() => {
       members = null;
@@ -174,10 +204,14 @@ function _createStore(socket, name) {
         case "delete":
           remove(message.id, message.version);
           break;
-        case "snapshot":
-          snapshot(Array.isArray(message.items) ? message.items : []);
+        case "snapshot": {
+          // The last frame (or the only one): the collected frames and it are one snapshot.
+          const whole = collecting;
+          collecting = null;
+          snapshot(whole ? [...whole.parts, list].flat() : list, whole?.touched);
           break;
-        default: // "opened", "closed", and whatever a newer server adds
+        }
+        default: // "closed", "resync", and whatever a newer server adds
           return;
       }
       if (members) items.set(members);

@@ -1,6 +1,8 @@
 /**
- * Paintbrush socket: one multiplexed WebSocket per page (PROTOCOL.md section 2), that
+ * Paintbrush socket: one multiplexed WebSocket per page (docs/protocol.md, section 2), that
  * reconnects by itself and re-opens every subscription, each with a fresh snapshot.
+ * When the server says a subscription may have missed an event (`resync`, protocol
+ * v1.1), it re-opens just that one with a snapshot, on the same connection.
  *
  *     import { getSocket } from "./socket.js";
  *     import { effect } from "./signals.js";
@@ -44,11 +46,19 @@ class LiveSocket {
     this.connected = signal(false);
     /** The last error message that concerned no subscribed resource. @type {import("./signals.js").Signal<object|null>} */
     this.errors = signal(null);
+    /** How many `resync` requests the server made about open subscriptions. @type {import("./signals.js").Signal<number>} */
+    this.resyncs = signal(0);
     this._WebSocket = options.WebSocket;
     this._backoff = { ..._DEFAULT_BACKOFF, ...options.backoff };
     this._random = options.random ?? Math.random;
     /** @type {Map<string, Set<{handler: MessageHandler}>>} resource -> its subscribers */
     this._subscriptions = new Map();
+    /**
+     * resource -> the re-open a `resync` asked for, until its snapshot (or document)
+     * arrives: `opened` once the server answered it, `again` if another resync came
+     * meanwhile. @type {Map<string, {opened: boolean, again: boolean}>}
+     */
+    this._resyncing = new Map();
     this._ws = null;
     this._open = false; // the current connection is open (so sends go out)
     this._attempt = 0; // reconnects since the last successful open
@@ -81,6 +91,7 @@ class LiveSocket {
     return () => {
       if (!subscribers.delete(entry) || subscribers.size) return;
       this._subscriptions.delete(resource);
+      this._resyncing.delete(resource);
       this._send({ action: "closedoc", resource });
     };
   }
@@ -93,6 +104,7 @@ class LiveSocket {
     const ws = this._ws;
     this._ws = null;
     this._open = false;
+    this._resyncing.clear();
     ws?.close();
     this.connected.set(false);
   }
@@ -120,6 +132,8 @@ class LiveSocket {
       if (ws !== this._ws) return;
       this._ws = null;
       this._open = false;
+      // The reconnect re-opens everything with snapshots: no resync is left to finish.
+      this._resyncing.clear();
       this.connected.set(false);
       this._reconnectLater();
     };
@@ -165,6 +179,8 @@ class LiveSocket {
         : message.resource;
     const subscribers = typeof resource === "string" && this._subscriptions.get(resource);
     if (subscribers) {
+      if (message.type === "resync") this._resync(resource);
+      else if (this._resyncing.has(resource)) this._followResync(resource, message);
       for (const entry of [...subscribers]) {
         // An earlier handler may have unsubscribed this one.
         if (subscribers.has(entry)) _deliver(entry.handler, message);
@@ -173,6 +189,52 @@ class LiveSocket {
       this.errors.set(message);
       console.warn(`paintbrush: server error ${message.error}: ${message.message}`);
     }
+  }
+
+  /**
+   * The server cannot show that the subscription of `resource` received every event:
+   * open it again with a snapshot, which the store applies by version (rows it does
+   * not list are dropped). The reserved "doc" has no snapshot: its answer is the
+   * current document itself.
+   */
+  _resync(resource) {
+    this.resyncs.set(this.resyncs.peek() + 1);
+    const pending = this._resyncing.get(resource);
+    if (pending) {
+      // One re-open in flight is enough, but its snapshot may have been read before
+      // what caused this resync: ask once more when it has arrived.
+      pending.again = true;
+    } else {
+      this._reopen(resource);
+    }
+  }
+
+  _reopen(resource) {
+    this._resyncing.set(resource, { opened: false, again: false });
+    this._send(resource === "doc" ? { action: "opendoc", resource } : { action: "opendoc", resource, snapshot: true });
+  }
+
+  /** Watch the answer to a resync's re-open, and finish it when its snapshot is whole. */
+  _followResync(resource, message) {
+    const pending = this._resyncing.get(resource);
+    if (message.type === "opened") {
+      // The server answers in order and sends the snapshot right after `opened`, so the
+      // next complete snapshot (or document) is the one this re-open asked for.
+      pending.opened = true;
+      return;
+    }
+    if (message.type === "error") {
+      // Refused (say the user lost access): no snapshot follows, and asking again would
+      // only be refused again.
+      if (message.request?.action === "opendoc") this._resyncing.delete(resource);
+      return;
+    }
+    const done = resource === "doc"
+      ? message.type === "doc"
+      : message.action === "snapshot" && message.more !== true;
+    if (!pending.opened || !done) return;
+    this._resyncing.delete(resource);
+    if (pending.again) this._reopen(resource);
   }
 }
 
