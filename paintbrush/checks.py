@@ -159,6 +159,7 @@ def check_channel_layer(registry: ResourceRegistry | None = None, **kwargs: Any)
 _VALUE_RULES: list[tuple[str, Callable[[Any], bool], str]] = [
     ("MAX_FRAME_BYTES", lambda v: isinstance(v, int) and v > 0, "a positive int"),
     ("MAX_ERRORS_PER_MINUTE", lambda v: isinstance(v, int) and v > 0, "a positive int"),
+    ("MAX_JSON_DEPTH", lambda v: isinstance(v, int) and 1 <= v <= 500, "an int from 1 to 500"),
     ("DOC_COALESCE_SECONDS", lambda v: isinstance(v, int | float) and v >= 0, "a number >= 0"),
     ("CHANNEL_LAYER", lambda v: isinstance(v, str), "a channel-layer alias (str)"),
     ("AUTODISCOVER_MODULE", lambda v: isinstance(v, str) and v.isidentifier(), "a module name"),

@@ -16,7 +16,6 @@ the socket stays open. The reserved resource ``doc`` is the user's role document
 
 from __future__ import annotations
 
-import json
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable
@@ -104,7 +103,7 @@ class LiveConsumer(AccessWatchMixin, DocumentSocketMixin, AsyncWebsocketConsumer
         if text_data is None:
             raise BadJSON("Binary frames are not accepted; send JSON text.")
         try:
-            return json.loads(text_data)
+            return encoding.decode(text_data, max_depth=pb_settings.MAX_JSON_DEPTH)
         except ValueError as exc:
             raise BadJSON(f"The frame is not valid JSON: {exc}.") from exc
 

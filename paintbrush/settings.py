@@ -21,6 +21,10 @@ from django.core.signals import setting_changed
 DEFAULTS: dict[str, Any] = {
     # Largest text frame a socket may send, in bytes; larger ones get ``too_large``.
     "MAX_FRAME_BYTES": 64 * 1024,
+    # How deep a socket frame or REST body may nest arrays and objects: far more than
+    # any resource needs, far below the ~1,000 levels where Python's parser runs out of
+    # stack. Deeper JSON is answered bad_json (socket) or 400 (REST).
+    "MAX_JSON_DEPTH": 32,
     # A socket sending more bad frames than this within a minute is closed (1008):
     # errors are answered, not fatal, but answering a flood is not free.
     "MAX_ERRORS_PER_MINUTE": 120,

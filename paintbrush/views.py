@@ -18,14 +18,15 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from django.core.exceptions import RequestDataTooBig
 from django.db import transaction
 from django.db.models import Model, QuerySet
 from rest_framework import status, viewsets
 from rest_framework.exceptions import APIException, ParseError, UnsupportedMediaType
-from rest_framework.parsers import JSONParser
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from .parsers import BodyTooLarge, JSONParser
 from .writes import stored_as_is
 
 if TYPE_CHECKING:
@@ -91,6 +92,13 @@ class LiveModelViewSet(viewsets.ModelViewSet):  # type: ignore[type-arg]
         if version is not None:
             response["ETag"] = f'"{version}"'
         return response
+
+    def handle_exception(self, exc: Exception) -> Response:
+        # Django answers a body over DATA_UPLOAD_MAX_MEMORY_SIZE with an HTML 400 page;
+        # an API client is owed JSON, and the right status.
+        if isinstance(exc, RequestDataTooBig):
+            exc = BodyTooLarge()
+        return super().handle_exception(exc)
 
     def initial(self, request: Request, *args: Any, **kwargs: Any) -> None:
         super().initial(request, *args, **kwargs)

@@ -5,7 +5,10 @@ Settings of the demo project, from the environment:
 - ``REDIS_URL``: unset, the in-memory channel layer (one process); set, channels-redis
   (events cross processes: the shell, management commands, several servers).
 - ``ALLOWED_HOSTS``: comma-separated; default localhost names.
-- ``DJANGO_DEBUG`` (default 1) and ``DJANGO_SECRET_KEY``.
+- ``DJANGO_DEBUG``: ``1`` turns debug mode on (``scripts/demo`` does); off by default, so
+  an error is never answered with Django's technical page (it lists the settings).
+- ``DJANGO_SECRET_KEY``: default a random key kept in ``.secret_key`` here, made on first
+  use (every process on this machine shares it).
 """
 
 from __future__ import annotations
@@ -19,8 +22,23 @@ import dj_database_url
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
-DEBUG = os.environ.get("DJANGO_DEBUG", "1") == "1"
-SECRET_KEY = os.environ.get("DJANGO_SECRET_KEY", "demo-only-insecure-key" if DEBUG else "")
+DEBUG = os.environ.get("DJANGO_DEBUG", "0") == "1"
+
+
+def _secret_key() -> str:
+    path = BASE_DIR / ".secret_key"
+    if not path.exists():
+        import secrets
+
+        try:
+            with path.open("x") as file:  # "x": two processes starting at once make one key
+                file.write(secrets.token_urlsafe(50))
+        except FileExistsError:
+            pass
+    return path.read_text().strip()
+
+
+SECRET_KEY = os.environ.get("DJANGO_SECRET_KEY") or _secret_key()
 ALLOWED_HOSTS = [
     h.strip() for h in os.environ.get("ALLOWED_HOSTS", "localhost,127.0.0.1,[::1]").split(",") if h.strip()
 ]

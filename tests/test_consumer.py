@@ -170,3 +170,16 @@ class SubscriptionTests(TransactionTestCase):
         ws = await ws_connect("/ws/")
         await subscribe(ws, "todos")
         await ws.disconnect()
+
+
+@override_settings(CHANNEL_LAYERS=IN_MEMORY)
+class HostileFrameTests(TransactionTestCase):
+    async def test_deep_nesting_and_nan_are_bad_json_and_the_socket_stays_open(self) -> None:
+        ws = await ws_connect()
+        for frame in ("[" * 990 + "]" * 990, '{"action": "opendoc", "resource": NaN}', "[Infinity]"):
+            await ws.send_to(text_data=frame)
+            answer = await receive(ws)
+            self.assertEqual(answer["error"], "bad_json", answer)
+            self.assertNotIn("request", answer)
+        await subscribe(ws, "todos")  # still open and working
+        await ws.disconnect()
