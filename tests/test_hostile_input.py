@@ -21,7 +21,6 @@ from rest_framework.exceptions import ParseError
 from paintbrush.encoding import JSONDecodeLimitError, decode, nesting_depth
 from paintbrush.parsers import BodyTooLarge, JSONParser, max_json_depth
 from paintbrush.settings import DEFAULTS
-
 from project.demo.models import Todo
 
 DEPTH = DEFAULTS["MAX_JSON_DEPTH"]
