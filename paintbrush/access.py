@@ -161,12 +161,10 @@ class AccessWatchMixin:
 
     _access: Membership | None = None
 
-    if TYPE_CHECKING:  # provided by AsyncWebsocketConsumer
+    if TYPE_CHECKING:  # provided by PaintbrushSocket
         scope: dict[str, Any]
 
-        async def close(self, code: int | None = None, reason: str | None = None) -> None: ...
-
-        async def on_lost(self) -> None: ...
+        def close_later(self, code: int) -> None: ...
 
     async def watch_access(self) -> bool:
         """Listen for changes of the user's access, then read the user again: a change
@@ -176,7 +174,7 @@ class AccessWatchMixin:
         if user is None or not user.is_authenticated:
             return True
         hub = get_hub(get_channel_layer(pb_settings.CHANNEL_LAYER))
-        self._access = await hub.join(access_group(user.pk), self._access_changed, self.on_lost)
+        self._access = await hub.join(access_group(user.pk), self._access_changed, self._access_lost)
         try:
             await database_sync_to_async(user.refresh_from_db)()
         except ObjectDoesNotExist:
@@ -188,6 +186,11 @@ class AccessWatchMixin:
             await get_hub(get_channel_layer(pb_settings.CHANNEL_LAYER)).leave(self._access)
             self._access = None
 
-    async def _access_changed(self, text: str) -> None:
+    def _access_changed(self, text: str) -> None:
         # What this socket may read was decided under the old rules.
-        await self.close(code=ACCESS_CHANGED)
+        self.close_later(ACCESS_CHANGED)
+
+    def _access_lost(self, reason: str) -> None:
+        # A notice may have been lost (the channel layer was unreachable): the rules
+        # may have changed unseen, so the socket starts over under the current ones.
+        self.close_later(ACCESS_CHANGED)

@@ -8,12 +8,23 @@ One channel-layer message per group, sent after the transaction commits, whateve
 number of sockets listening: each server process's hub is the only member of the
 groups its sockets need (``paintbrush.hub``), so a message reaches each interested
 process once and is fanned out there.
+
+Nothing is lost unnoticed. Each process numbers its messages per group (``origin``,
+``seq``), so a hub that finds a number skipped knows a message was lost between
+processes. A message the channel layer refuses (Redis restarting) never fails the
+write, which has committed: it is logged and counted, and a ``lost`` marker is sent to
+its group as soon as the layer takes messages again, so that the subscriptions it was
+for resync.
 """
 
 from __future__ import annotations
 
 import logging
+import os
+import threading
+import uuid
 from collections.abc import Sequence
+from typing import Any
 
 from asgiref.sync import async_to_sync
 from channels.layers import BaseChannelLayer, get_channel_layer
@@ -23,11 +34,51 @@ from .settings import pb_settings
 
 logger = logging.getLogger("paintbrush")
 
-__all__ = ["MESSAGE_TYPE", "send", "send_on_commit"]
+__all__ = ["MESSAGE_TYPE", "send", "send_on_commit", "stats"]
 
 #: The channel-layer message type that carries a text (an encoded event, or an empty
 #: notice) to the hubs of a group.
 MESSAGE_TYPE = "paintbrush.message"
+
+_RETRY_SECONDS = (0.2, 0.5, 1.0, 2.0)
+
+_lock = threading.Lock()
+_seq: dict[str, int] = {}
+#: Groups whose messages the channel layer refused, owed a ``lost`` marker.
+_unsent: set[str] = set()
+_stop = threading.Event()
+
+
+class _Process:
+    #: (pid, name): the name is made anew in a forked child.
+    origin: tuple[int, str] = (0, "")
+    retrying: threading.Thread | None = None
+
+
+#: Counters over the process's life: messages sent, refused, and markers sent.
+stats = {"sent": 0, "failed": 0, "markers": 0}
+
+
+def _origin_id() -> str:
+    """This process's name on the wire: unique per process, and new after a fork."""
+    pid = os.getpid()
+    if _Process.origin[0] != pid:
+        _Process.origin = (pid, f"{pid}.{uuid.uuid4().hex[:12]}")
+        _seq.clear()
+        _unsent.clear()
+    return _Process.origin[1]
+
+
+def _number(group: str, text: str | None) -> dict[str, Any]:
+    with _lock:
+        origin = _origin_id()
+        seq = _seq[group] = _seq.get(group, 0) + 1
+    message: dict[str, Any] = {"type": MESSAGE_TYPE, "group": group, "origin": origin, "seq": seq}
+    if text is None:
+        message["lost"] = True
+    else:
+        message["text"] = text
+    return message
 
 
 def send_on_commit(messages: Sequence[tuple[str, str]], using: str) -> None:
@@ -39,20 +90,71 @@ def send_on_commit(messages: Sequence[tuple[str, str]], using: str) -> None:
     def send_committed() -> None:
         send(batch)
 
-    # robust: the write has committed; a channel layer that is down must not turn a
-    # successful request into a 500. It is logged instead.
+    # robust: whatever goes wrong in sending, the write has committed and its response
+    # must say so (send() itself never raises; this guards the unforeseen).
     transaction.on_commit(send_committed, using=using, robust=True)
 
 
 def send(messages: Sequence[tuple[str, str]]) -> None:
-    """Hand each ``(group, text)`` to the channel layer, now."""
+    """Hand each ``(group, text)`` to the channel layer, now. Never raises: a message
+    the layer refuses is logged, counted, and its group told later (``lost``)."""
     layer = get_channel_layer(pb_settings.CHANNEL_LAYER)
     if layer is None:
         logger.warning("Paintbrush: no channel layer %r; messages dropped", pb_settings.CHANNEL_LAYER)
         return
-    async_to_sync(_send_all)(layer, messages)
+    failed = async_to_sync(_send_all)(layer, [_number(group, text) for group, text in messages])
+    if failed:
+        with _lock:
+            _unsent.update(failed)
+        _retry_later()
+    elif _unsent:
+        _send_markers(layer)
 
 
-async def _send_all(layer: BaseChannelLayer, messages: Sequence[tuple[str, str]]) -> None:
-    for group, text in messages:
-        await layer.group_send(group, {"type": MESSAGE_TYPE, "group": group, "text": text})
+async def _send_all(layer: BaseChannelLayer, messages: list[dict[str, Any]]) -> list[str]:
+    failed: list[str] = []
+    for message in messages:
+        if failed:  # the layer just refused one: do not wait on it for every message
+            failed.append(message["group"])
+            continue
+        try:
+            await layer.group_send(message["group"], message)
+        except Exception as exc:
+            failed.append(message["group"])
+            logger.warning("Paintbrush: the channel layer refused a message to %r: %r", message["group"], exc)
+    with _lock:
+        stats["sent"] += len(messages) - len(failed)
+        stats["failed"] += len(failed)
+    return failed
+
+
+def _send_markers(layer: BaseChannelLayer) -> bool:
+    """Tell each group owed it that a message to it was lost; True when all went."""
+    with _lock:
+        groups = sorted(_unsent)
+    if not groups:
+        return True
+    failed = async_to_sync(_send_all)(layer, [_number(group, None) for group in groups])
+    with _lock:
+        _unsent.difference_update(set(groups) - set(failed))
+        stats["markers"] += len(groups) - len(failed)
+        return not _unsent
+
+
+def _retry_later() -> None:
+    """Keep trying, in a thread of its own, until the markers are out: a process that
+    writes nothing more must still let its subscribers know."""
+    with _lock:
+        if _Process.retrying is not None and _Process.retrying.is_alive():
+            return
+        _Process.retrying = threading.Thread(target=_retry, name="paintbrush-markers", daemon=True)
+        _Process.retrying.start()
+
+
+def _retry() -> None:
+    attempt = 0
+    while not _stop.wait(_RETRY_SECONDS[min(attempt, len(_RETRY_SECONDS) - 1)]):
+        attempt += 1
+        layer = get_channel_layer(pb_settings.CHANNEL_LAYER)
+        if layer is None or _send_markers(layer):
+            return

@@ -8,14 +8,20 @@ Where a socket subscribes: the multiplexed ``/ws`` consumer of the wire protocol
 ``opendoc`` asks the resource's DRF viewset whether the socket's user may list it
 (``paintbrush.permissions``), joins the event groups of that user's keys
 (``Resource.subscription_keys``) through the process hub, answers ``opened``, then (if
-asked) the snapshot, and only then the events that arrived meanwhile, so a client never
-sees an event before its snapshot. Every failure is answered with an error frame and
-the socket stays open. The reserved resource ``doc`` is the user's role document
-(``paintbrush.documents``).
+asked) the snapshot, split over frames of at most ``SNAPSHOT_FRAME_BYTES``, and only
+then the events that arrived meanwhile, so a client never sees an event before its
+snapshot. Every failure is answered with an error frame and the socket stays open. The
+reserved resource ``doc`` is the user's role document (``paintbrush.documents``).
+
+When the hub cannot show that a subscription received every event (the channel layer
+was unreachable, a message between processes was lost) or the socket's outbox had to
+drop events, the subscription gets ``{"type": "resync"}`` and the client takes a fresh
+snapshot.
 """
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable
@@ -24,23 +30,36 @@ from functools import partial
 from typing import Any
 
 from channels.db import database_sync_to_async
-from channels.generic.websocket import AsyncWebsocketConsumer
 from channels.layers import get_channel_layer
 from django.contrib.auth.models import AnonymousUser
 
-from . import deltas, encoding, permissions
+from . import encoding, permissions
 from .access import AccessWatchMixin
-from .documents.consumers import SERVICE_RESTART, DocumentSocketMixin, role_for
-from .exceptions import BadJSON, BadMessage, Forbidden, SocketError, TooLarge, UnknownAction, UnknownResource
+from .documents.consumers import DocumentSocketMixin, role_for
+from .exceptions import (
+    BadJSON,
+    BadMessage,
+    Forbidden,
+    LimitExceeded,
+    RateLimited,
+    SocketError,
+    TooLarge,
+    UnknownAction,
+    UnknownResource,
+)
 from .groups import event_group
-from .hub import SOCKETS_USE_THE_HUB, Membership, get_hub
+from .hub import Membership, get_hub
 from .resources import Resource, site
 from .settings import pb_settings
+from .sockets import POLICY_VIOLATION, PaintbrushSocket
 
-__all__ = ["LiveConsumer"]
+__all__ = ["LiveConsumer", "snapshot_frames"]
 
 #: The reserved resource name of the role document on the multiplexed socket.
 DOC = "doc"
+
+#: The window of the per-minute limits, in seconds.
+_RATE_WINDOW = 60.0
 
 
 @dataclass(eq=False)
@@ -49,33 +68,60 @@ class _Subscription:
     memberships: list[Membership] = field(default_factory=list)
     #: Events held until ``opened`` (and the snapshot) went out; None once live.
     held: list[str] | None = field(default_factory=list)
+    #: A resync is due (or was sent and not yet answered): one is enough.
+    resync: str | None = None
 
 
-class LiveConsumer(AccessWatchMixin, DocumentSocketMixin, AsyncWebsocketConsumer):
+def snapshot_frames(resource: str, items: list[Any], limit: int) -> list[str]:
+    """The snapshot as frames of at most about ``limit`` bytes of JSON, every one but
+    the last marked ``"more": true`` (a server limits the size of a message: Daphne to
+    1 MiB by default). An item larger than ``limit`` travels alone."""
+    head = encoding.encode({"resource": resource, "action": "snapshot"})[:-1] + ',"items":['
+    frames: list[str] = []
+    chunk: list[str] = []
+    size = 0
+    for item in items:
+        text = encoding.encode(item)
+        length = len(text.encode())
+        if chunk and size + length > limit:
+            frames.append(head + ",".join(chunk) + '],"more":true}')
+            chunk, size = [], 0
+        chunk.append(text)
+        size += length + 1
+    frames.append(head + ",".join(chunk) + "]}")
+    return frames
+
+
+class LiveConsumer(AccessWatchMixin, DocumentSocketMixin, PaintbrushSocket):
     """One socket per page; any number of resource subscriptions on it."""
-
-    channel_layer_alias = SOCKETS_USE_THE_HUB
 
     async def connect(self) -> None:
         self.subscriptions: dict[str, _Subscription] = {}
         self._errors: deque[float] = deque()  # when recent bad frames came
-        self._closing = False
+        self._snapshots: deque[float] = deque()  # when recent snapshots were taken
         # Whitelist: a client-supplied action never names a method.
         self.actions: dict[str, Callable[[dict[str, Any]], Awaitable[None]]] = {
             "opendoc": self.opendoc,
             "closedoc": self.closedoc,
         }
+        if not await self.admit():
+            return
         if not await self.watch_access():
             await self.unwatch_access()
+            self.release()
             await self.close()  # before accept(): the handshake is refused
             return
         await self.accept()
 
     async def disconnect(self, code: int) -> None:
+        self.release()
         for name in list(getattr(self, "subscriptions", {})):
             await self._unsubscribe(name)
         await self.detach_document()
         await self.unwatch_access()
+
+    def reply(self, message: dict[str, Any]) -> None:
+        self.outbox.put_reply(encoding.encode(message))
 
     # -- incoming frames ----------------------------------------------------------
 
@@ -121,17 +167,14 @@ class LiveConsumer(AccessWatchMixin, DocumentSocketMixin, AsyncWebsocketConsumer
         return resource
 
     async def send_error(self, exc: SocketError, request: Any) -> None:
-        now = time.monotonic()
-        while self._errors and now - self._errors[0] >= 60.0:
-            self._errors.popleft()
-        self._errors.append(now)
-        if len(self._errors) > pb_settings.MAX_ERRORS_PER_MINUTE:
-            await self.close(code=1008)  # policy violation: the client floods us
+        if not _within(self._errors, pb_settings.MAX_ERRORS_PER_MINUTE):
+            await self.close(code=POLICY_VIOLATION)  # the client floods us
             return
         frame: dict[str, Any] = {"type": "error", "error": exc.code, "message": str(exc)}
         if request is not None:
             frame["request"] = request
-        await self.send(text_data=encoding.encode(frame))
+        frame.update(exc.extra)
+        self.reply(frame)
 
     # -- actions --------------------------------------------------------------------
 
@@ -140,6 +183,18 @@ class LiveConsumer(AccessWatchMixin, DocumentSocketMixin, AsyncWebsocketConsumer
             return await self.open_document()
         resource = self.resource_of(message)
         snapshot = message.get("snapshot") is True
+        subscription = self.subscriptions.get(resource.name)
+        if subscription is None and len(self.subscriptions) >= pb_settings.MAX_SUBSCRIPTIONS_PER_SOCKET:
+            raise LimitExceeded(
+                f"A socket holds at most {pb_settings.MAX_SUBSCRIPTIONS_PER_SOCKET} subscriptions; close one first."
+            )
+        if snapshot and not _within(self._snapshots, pb_settings.SNAPSHOTS_PER_MINUTE):
+            retry = _RATE_WINDOW - (time.monotonic() - self._snapshots[0])
+            if subscription is not None:
+                # Still owed a consistent view: ask the client again once it may.
+                asyncio.get_running_loop().call_later(retry, self._resync_now, subscription, "snapshot rate limit")
+            limit = pb_settings.SNAPSHOTS_PER_MINUTE
+            raise RateLimited(f"At most {limit} snapshots a minute per socket.", retry_after=round(retry, 1))
         # Without AuthMiddlewareStack there is no user: treat the socket as signed out.
         user = self.scope.get("user") or AnonymousUser()
         view = await database_sync_to_async(permissions.list_view)(resource, user)
@@ -149,65 +204,86 @@ class LiveConsumer(AccessWatchMixin, DocumentSocketMixin, AsyncWebsocketConsumer
             hub = get_hub(get_channel_layer(pb_settings.CHANNEL_LAYER))
             for key in resource.subscription_keys(user):
                 membership = await hub.join(
-                    event_group(resource.name, key), partial(self._on_event, subscription), self.on_lost
+                    event_group(resource.name, key),
+                    partial(self._on_event, subscription),
+                    partial(self._on_lost, subscription),
                 )
                 subscription.memberships.append(membership)
         elif subscription.held is None:
             subscription.held = []
-        await self.send(text_data=encoding.encode({"type": "opened", "resource": resource.name}))
+        if snapshot:
+            subscription.resync = None  # this snapshot answers any resync so far
+        self.reply({"type": "opened", "resource": resource.name})
         if snapshot:
             # Read after joining the groups: a change committed meanwhile is either in
             # the snapshot, or held and sent after it (clients apply both by version).
             items = await database_sync_to_async(permissions.snapshot_items)(view)
-            await self.send(text_data=encoding.encode(deltas.snapshot_event(resource.name, items)))
-        await self._release(subscription)
+            for frame in snapshot_frames(resource.name, items, pb_settings.SNAPSHOT_FRAME_BYTES):
+                self.outbox.put_reply(frame)
+        self._release(subscription)
 
     async def open_document(self) -> None:
         user = self.scope.get("user")
         role = await role_for(user)
         if role is None:
             raise Forbidden("The role document needs a signed-in user with a role.")
-        await self.send(text_data=encoding.encode({"type": "opened", "resource": DOC}))
+        self.reply({"type": "opened", "resource": DOC})
         if self.doc_role is None:
             await self.attach_document(role, user)  # sends the current document
         elif self._doc_text is not None:
-            await self.send(text_data=self._doc_text)
+            self.outbox.put_document(self._doc_text)
 
     async def closedoc(self, message: dict[str, Any]) -> None:
         if self.resource_name(message) == DOC:
             await self.detach_document()
-            return await self.send(text_data=encoding.encode({"type": "closed", "resource": DOC}))
+            return self.reply({"type": "closed", "resource": DOC})
         resource = self.resource_of(message)
         await self._unsubscribe(resource.name)
-        await self.send(text_data=encoding.encode({"type": "closed", "resource": resource.name}))
+        self.reply({"type": "closed", "resource": resource.name})
 
-    async def _release(self, subscription: _Subscription) -> None:
-        held = subscription.held
-        while held:
-            await self.send(text_data=held.pop(0))
-        subscription.held = None  # no await since the loop saw it empty: nothing is lost
+    def _release(self, subscription: _Subscription) -> None:
+        held, subscription.held = subscription.held, None
+        for text in held or ():
+            self.outbox.put_event(subscription.resource, text)
 
     async def _unsubscribe(self, name: str) -> None:
         subscription = self.subscriptions.pop(name, None)
         if subscription is None:
             return
+        if hasattr(self, "outbox"):
+            self.outbox.forget(name)
         hub = get_hub(get_channel_layer(pb_settings.CHANNEL_LAYER))
         for membership in subscription.memberships:
             await hub.leave(membership)
 
-    # -- from the hub -------------------------------------------------------------------
+    # -- from the hub (plain calls: they must not wait) ------------------------------------
 
-    async def _on_event(self, subscription: _Subscription, text: str) -> None:
+    def _on_event(self, subscription: _Subscription, text: str) -> None:
         if self.subscriptions.get(subscription.resource) is not subscription:
             return  # closed meanwhile
         if subscription.held is not None:
             subscription.held.append(text)
         else:
-            await self.send(text_data=text)
+            self.outbox.put_event(subscription.resource, text)
 
-    async def on_lost(self) -> None:
-        # The channel layer was unreachable: events (or an access notice) may be lost.
-        # Closing makes the client reconnect and take fresh snapshots.
-        if not self._closing:
-            self._closing = True
-            await self.close(code=SERVICE_RESTART)
+    def _on_lost(self, subscription: _Subscription, reason: str) -> None:
+        if self.subscriptions.get(subscription.resource) is not subscription or subscription.resync:
+            return  # closed, or a resync already on its way
+        self._resync_now(subscription, reason)
+
+    def _resync_now(self, subscription: _Subscription, reason: str) -> None:
+        if self.subscriptions.get(subscription.resource) is not subscription:
+            return
+        subscription.resync = reason
+        self.outbox.resync(subscription.resource, reason)
+
+
+def _within(times: deque[float], per_minute: int) -> bool:
+    """Count one more occurrence now; False when that is over ``per_minute``."""
+    now = time.monotonic()
+    while times and now - times[0] >= _RATE_WINDOW:
+        times.popleft()
+    if len(times) >= per_minute:
+        return False
+    times.append(now)
+    return True

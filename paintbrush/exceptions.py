@@ -9,10 +9,14 @@ place (``LiveConsumer.send_error``) and keeps the socket open.
 
 from __future__ import annotations
 
+from typing import Any
+
 __all__ = [
     "BadJSON",
     "BadMessage",
     "Forbidden",
+    "LimitExceeded",
+    "RateLimited",
     "SocketError",
     "TooLarge",
     "UnknownAction",
@@ -24,6 +28,8 @@ class SocketError(Exception):
     """Base class: a client message that is answered with an error frame."""
 
     code = "error"
+    #: More keys for the error frame.
+    extra: dict[str, Any] = {}
 
 
 class BadJSON(SocketError):
@@ -60,3 +66,20 @@ class TooLarge(SocketError):
     """The frame is larger than ``PAINTBRUSH["MAX_FRAME_BYTES"]``."""
 
     code = "too_large"
+
+
+class LimitExceeded(SocketError):
+    """The socket holds ``PAINTBRUSH["MAX_SUBSCRIPTIONS_PER_SOCKET"]`` subscriptions."""
+
+    code = "limit_exceeded"
+
+
+class RateLimited(SocketError):
+    """More than ``PAINTBRUSH["SNAPSHOTS_PER_MINUTE"]`` snapshots asked for on one socket;
+    the frame says when to try again (``retry_after``, seconds)."""
+
+    code = "rate_limited"
+
+    def __init__(self, message: str, retry_after: float) -> None:
+        super().__init__(message)
+        self.extra = {"retry_after": retry_after}

@@ -15,7 +15,14 @@ sockets and processes listening.
     await hub.leave(membership)
 
 Whoever joins says what a message means by the callback it joins with: an event to
-forward, a document notice, an access notice. The hub never looks inside a text.
+forward, a document notice, an access notice. The hub never looks inside a text. The
+callbacks are plain functions that must not block: a socket queues what it cannot
+send at once (``paintbrush.outbox``), so one slow socket never delays the others.
+
+Nothing is lost unnoticed. Each publishing process numbers its messages per group
+(``paintbrush.broadcast``); a hub that sees a number skipped, or a marker saying a
+message could not be sent, or its own channel-layer receive failing, calls the
+``on_lost`` of the members concerned, which resync.
 
 When the last local member of a group leaves, the hub leaves the group; when it has no
 group left, its tasks end (nothing leaks past the last socket).
@@ -28,7 +35,7 @@ import contextlib
 import logging
 import weakref
 from collections import deque
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -41,8 +48,17 @@ __all__ = ["SOCKETS_USE_THE_HUB", "Hub", "Membership", "get_hub"]
 #: an alias that names no layer gives it none.
 SOCKETS_USE_THE_HUB = "paintbrush.sockets-use-the-hub"
 
-_YIELD_EVERY = 8
+_YIELD_EVERY = 64
 _RENEW_SECONDS = 60.0
+#: Longest wait between two tries to reach an unreachable channel layer: the protocol
+#: wants a resync within 5 seconds of the layer coming back.
+_MAX_BACKOFF = 2.0
+#: Publishing processes remembered per group (their last message number); a process
+#: forgotten and heard again is simply taken up anew.
+_MAX_ORIGINS = 1024
+
+LAYER_DOWN = "the channel layer was unreachable; events may have been missed"
+MESSAGE_LOST = "an event from another server process was lost"
 
 
 @dataclass(eq=False, frozen=True)
@@ -50,11 +66,11 @@ class Membership:
     """One local member of one group, as ``Hub.join`` returns it."""
 
     group: str
-    #: Called with the text of each message sent to the group.
-    on_message: Callable[[str], Awaitable[None]]
-    #: Called when messages to the group may have been lost (the channel layer was
-    #: unreachable): the member must resync.
-    on_lost: Callable[[], Awaitable[None]]
+    #: Called with the text of each message sent to the group; must not block.
+    on_message: Callable[[str], None]
+    #: Called, with a reason, when messages to the group may have been lost: the
+    #: member must resync. Must not block.
+    on_lost: Callable[[str], None]
 
 
 class Hub:
@@ -66,15 +82,19 @@ class Hub:
         # Received, not yet fanned out. Receiving and fanning out are two tasks so that
         # the channel is drained at once even while a slow fan-out runs: channel layers
         # drop silently when a channel holds ``capacity`` messages (100 by default).
-        self._pending: deque[tuple[str, str]] = deque()
+        self._pending: deque[tuple[str, str | None]] = deque()
         self._wake = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
+        #: group -> publishing process -> number of the last message heard from it
+        self._heard: dict[str, dict[str, int]] = {}
+        #: Messages lost to gaps or markers, over the hub's life.
+        self.gaps = 0
 
     async def join(
         self,
         group: str,
-        on_message: Callable[[str], Awaitable[None]],
-        on_lost: Callable[[], Awaitable[None]],
+        on_message: Callable[[str], None],
+        on_lost: Callable[[str], None],
     ) -> Membership:
         membership = Membership(group, on_message, on_lost)
         async with self._lock:
@@ -82,6 +102,7 @@ class Hub:
                 self.channel = await self.layer.new_channel("paintbrush.hub.")
             local = self.members.setdefault(group, {})
             if not local:
+                self._heard[group] = {}
                 await self.layer.group_add(group, self.channel)
             local[membership] = None
             if not self._tasks:
@@ -102,6 +123,7 @@ class Hub:
             if local:
                 return
             del self.members[membership.group]
+            self._heard.pop(membership.group, None)
             assert self.channel is not None
             await self.layer.group_discard(membership.group, self.channel)
             if not self.members:
@@ -126,16 +148,36 @@ class Hub:
             except Exception:
                 # A channel layer that is briefly unreachable (Redis restarting) must
                 # not end delivery for good: log, back off, and listen again.
-                failures = min(failures + 1, 6)
+                failures += 1
                 logger.exception("Paintbrush: receiving from the channel layer failed")
-                await asyncio.sleep(0.1 * 2**failures)
+                await asyncio.sleep(min(0.1 * 2**failures, _MAX_BACKOFF))
                 await self._recover(channel)
                 continue
             failures = 0
             group, text = message.get("group"), message.get("text")
-            if isinstance(group, str) and isinstance(text, str):
+            if not isinstance(group, str):
+                continue
+            if self._gap(group, message.get("origin"), message.get("seq")) or message.get("lost"):
+                self._pending.append((group, None))  # after the messages before it
+            if isinstance(text, str):
                 self._pending.append((group, text))
-                self._wake.set()
+            self._wake.set()
+
+    def _gap(self, group: str, origin: Any, seq: Any) -> bool:
+        """Whether a message numbered ``seq`` by ``origin`` shows that one before it
+        never arrived. (The first message heard from an origin after joining cannot
+        show it: there is nothing to compare it with.)"""
+        heard = self._heard.get(group)
+        if heard is None or not isinstance(origin, str) or not isinstance(seq, int):
+            return False
+        last = heard.pop(origin, None)  # re-inserted last: the dict stays oldest-first
+        heard[origin] = seq if last is None else max(last, seq)
+        if len(heard) > _MAX_ORIGINS:
+            del heard[next(iter(heard))]
+        if last is not None and seq > last + 1:
+            self.gaps += seq - last - 1
+            return True
+        return False
 
     async def _recover(self, channel: str) -> None:
         """After a failed receive: join the groups again (a restarted Redis forgot
@@ -145,12 +187,16 @@ class Hub:
                 await self.layer.group_add(group, channel)
         except Exception:
             return  # still unreachable: the next receive fails and we come back
-        for members in list(self.members.values()):
-            for membership in list(members):
-                try:
-                    await membership.on_lost()
-                except Exception:
-                    logger.exception("Paintbrush: resyncing a member of %r failed", membership.group)
+        for group in list(self.members):
+            self._heard[group] = {}  # numbers seen before the outage prove nothing now
+            self._lost(group, LAYER_DOWN)
+
+    def _lost(self, group: str, reason: str) -> None:
+        for membership in list(self.members.get(group, ())):
+            try:
+                membership.on_lost(reason)
+            except Exception:
+                logger.exception("Paintbrush: resyncing a member of %r failed", group)
 
     async def _renew(self, channel: str) -> None:
         """Channel layers expire group membership (``group_expiry``, a day by default),
@@ -173,17 +219,20 @@ class Hub:
             self._wake.clear()
             while self._pending:
                 group, text = self._pending.popleft()
-                await self._deliver(group, text)
+                if text is None:
+                    self._lost(group, MESSAGE_LOST)
+                else:
+                    await self._deliver(group, text)
 
     async def _deliver(self, group: str, text: str) -> None:
         for count, membership in enumerate(list(self.members.get(group, ())), 1):
             try:
-                await membership.on_message(text)
+                membership.on_message(text)
             except Exception:  # one broken socket must not stop the others
                 logger.exception("Paintbrush: delivery to a member of %r failed", group)
             if count % _YIELD_EVERY == 0:
-                # A send to a socket rarely suspends, so without this a fan-out to
-                # thousands of sockets would hold the event loop, and the writer's
+                # Handing a frame to a socket never waits, so without this a fan-out
+                # to thousands of sockets would hold the event loop, and the writer's
                 # own HTTP response would wait behind it.
                 await asyncio.sleep(0)
 

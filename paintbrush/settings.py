@@ -25,6 +25,23 @@ DEFAULTS: dict[str, Any] = {
     # any resource needs, far below the ~1,000 levels where Python's parser runs out of
     # stack. Deeper JSON is answered bad_json (socket) or 400 (REST).
     "MAX_JSON_DEPTH": 32,
+    # Snapshots are sent in frames of about this many bytes of JSON at most, each but
+    # the last marked "more": servers limit a message's size (Daphne: 1 MiB).
+    "SNAPSHOT_FRAME_BYTES": 512 * 1024,
+    # Events queued for a socket that is not keeping up, in bytes; past it they are
+    # dropped and the socket's subscriptions get "resync" once it drains.
+    "MAX_PENDING_BYTES": 1024 * 1024,
+    # A socket that does not drain within this many seconds of passing
+    # MAX_PENDING_BYTES is closed with 1013 ("try again later").
+    "SLOW_SOCKET_SECONDS": 30.0,
+    # Sockets one client (a signed-in user, else an address) may hold open in one
+    # server process; more are closed with 4029.
+    "MAX_SOCKETS_PER_CLIENT": 50,
+    # Resources one socket may have open at once; more are answered limit_exceeded.
+    "MAX_SUBSCRIPTIONS_PER_SOCKET": 64,
+    # Snapshots one socket may ask for in a minute; more are answered rate_limited
+    # (and an open subscription gets resync once it may ask again).
+    "SNAPSHOTS_PER_MINUTE": 60,
     # A socket sending more bad frames than this within a minute is closed (1008):
     # errors are answered, not fatal, but answering a flood is not free.
     "MAX_ERRORS_PER_MINUTE": 120,

@@ -3,13 +3,16 @@ and authorization by the resource's own DRF permissions."""
 
 from __future__ import annotations
 
+import json
 from typing import Any
+from unittest import mock
 
 from asgiref.sync import sync_to_async
 from channels.testing import WebsocketCommunicator
 from django.contrib.auth import get_user_model
 from django.test import TransactionTestCase, override_settings
 
+from paintbrush import consumers
 from project.asgi import application
 from project.demo.models import Todo
 
@@ -153,17 +156,26 @@ class SubscriptionTests(TransactionTestCase):
         self.assertEqual(await receive(ws), {"type": "closed", "resource": "todos"})
         await ws.disconnect()
 
-    async def test_after_a_channel_layer_outage_sockets_are_told_to_reconnect(self) -> None:
+    async def test_after_a_channel_layer_outage_each_subscription_is_told_to_resync_once(self) -> None:
         from channels.layers import get_channel_layer
 
         from paintbrush.hub import get_hub
 
         ws = await ws_connect()
         await subscribe(ws, "todos")
+        await subscribe(ws, "checklists")
         hub = get_hub(get_channel_layer())
         assert hub.channel is not None
         await hub._recover(hub.channel)  # what the hub does once a failing receive recovers
-        self.assertEqual(await ws.receive_output(timeout=5), {"type": "websocket.close", "code": 1012})
+        await hub._recover(hub.channel)  # twice: still one resync each until answered
+        frames = [await receive(ws), await receive(ws)]
+        self.assertEqual(sorted(f["resource"] for f in frames), ["checklists", "todos"])
+        self.assertEqual({f["type"] for f in frames}, {"resync"})
+        self.assertTrue(await ws.receive_nothing(timeout=0.2))
+        # The client answers with a snapshot; the next outage is told again.
+        await subscribe(ws, "todos", snapshot=True)
+        await hub._recover(hub.channel)
+        self.assertEqual((await receive(ws))["resource"], "todos")
         await ws.disconnect()
 
     async def test_the_trailing_slash_of_the_socket_path_is_optional(self) -> None:
@@ -182,4 +194,65 @@ class HostileFrameTests(TransactionTestCase):
             self.assertEqual(answer["error"], "bad_json", answer)
             self.assertNotIn("request", answer)
         await subscribe(ws, "todos")  # still open and working
+        await ws.disconnect()
+
+
+@override_settings(CHANNEL_LAYERS=IN_MEMORY)
+class LimitTests(TransactionTestCase):
+    @override_settings(CHANNEL_LAYERS=IN_MEMORY, PAINTBRUSH={"SNAPSHOT_FRAME_BYTES": 2048})
+    async def test_a_snapshot_over_the_frame_size_is_split_and_whole(self) -> None:
+        await sync_to_async(Todo.objects.bulk_create)(Todo(title=f"{i:04} " + "x" * 150) for i in range(60))
+        ws = await ws_connect()
+        await ws.send_json_to({"action": "opendoc", "resource": "todos", "snapshot": True})
+        self.assertEqual(await receive(ws), {"type": "opened", "resource": "todos"})
+        frames: list[dict[str, Any]] = []
+        while not frames or frames[-1].get("more"):
+            text = await ws.receive_from(timeout=5)
+            self.assertLessEqual(len(text.encode()), 2048 + 300)  # at most one item past the size
+            frames.append(json.loads(text))
+        self.assertGreater(len(frames), 3)
+        self.assertTrue(all(f["more"] is True for f in frames[:-1]) and "more" not in frames[-1])
+        items = [item for frame in frames for item in frame["items"]]
+        expected = await sync_to_async(lambda: self.client.get("/api/todos").json())()
+        self.assertEqual(items, expected)
+        await ws.disconnect()
+
+    @override_settings(CHANNEL_LAYERS=IN_MEMORY, PAINTBRUSH={"MAX_SOCKETS_PER_CLIENT": 2})
+    async def test_sockets_past_the_per_client_limit_are_closed_4029(self) -> None:
+        first, second = await ws_connect(), await ws_connect()
+        third = WebsocketCommunicator(
+            application, "/ws", headers=[(b"host", b"localhost"), (b"origin", b"http://localhost")]
+        )
+        await third.connect()
+        self.assertEqual(
+            await third.receive_output(timeout=5),
+            {"type": "websocket.close", "code": 4029, "reason": "Too many sockets from this client."},
+        )
+        await first.disconnect()
+        fourth = await ws_connect()  # a place came free
+        await subscribe(fourth, "todos")
+        for ws in (second, fourth):
+            await ws.disconnect()
+
+    @override_settings(CHANNEL_LAYERS=IN_MEMORY, PAINTBRUSH={"MAX_SUBSCRIPTIONS_PER_SOCKET": 1})
+    async def test_subscriptions_past_the_per_socket_limit_are_limit_exceeded(self) -> None:
+        ws = await ws_connect()
+        await subscribe(ws, "todos")
+        await subscribe(ws, "todos")  # opening it again is not one more
+        await ws.send_json_to({"action": "opendoc", "resource": "checklists"})
+        self.assertEqual((await receive(ws))["error"], "limit_exceeded")
+        await ws.disconnect()
+
+    @override_settings(CHANNEL_LAYERS=IN_MEMORY, PAINTBRUSH={"SNAPSHOTS_PER_MINUTE": 2})
+    @mock.patch.object(consumers, "_RATE_WINDOW", 1.0)
+    async def test_snapshots_past_the_rate_are_rate_limited_and_resynced_later(self) -> None:
+        ws = await ws_connect()
+        await subscribe(ws, "todos", snapshot=True)
+        await subscribe(ws, "todos", snapshot=True)
+        await ws.send_json_to({"action": "opendoc", "resource": "todos", "snapshot": True})
+        error = await receive(ws)
+        self.assertEqual(error["error"], "rate_limited")
+        self.assertGreater(error["retry_after"], 0)
+        # Once it may ask again, the open subscription is told to resync.
+        self.assertEqual(await receive(ws), {"type": "resync", "resource": "todos", "reason": "snapshot rate limit"})
         await ws.disconnect()

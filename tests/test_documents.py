@@ -243,7 +243,7 @@ class DocumentPushTests(TransactionTestCase):
                 await super().group_add(group, channel)
 
         class Socket:
-            async def push_document(self, text: str, seq: int) -> None:
+            def push_document(self, text: str, seq: int) -> None:
                 self.text = text
 
         layer = Slow()

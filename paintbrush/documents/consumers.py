@@ -9,19 +9,18 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from channels.db import database_sync_to_async
-from channels.generic.websocket import AsyncWebsocketConsumer
 from channels.layers import get_channel_layer
 
 from ..access import AccessWatchMixin
-from ..hub import SOCKETS_USE_THE_HUB
 from ..settings import pb_settings
+from ..sockets import PaintbrushSocket
 from .hub import get_doc_hub
 from .roles import DocGroup, Role, roles
 
-__all__ = ["DocConsumer", "DocumentSocketMixin", "role_for"]
+if TYPE_CHECKING:
+    from ..outbox import Outbox
 
-#: WebSocket close code 1012 "service restart": reconnect and resync.
-SERVICE_RESTART = 1012
+__all__ = ["DocConsumer", "DocumentSocketMixin", "role_for"]
 
 
 async def role_for(user: Any) -> Role | None:
@@ -38,11 +37,8 @@ class DocumentSocketMixin:
     _doc_seq = -1
     _doc_text: str | None = None
 
-    if TYPE_CHECKING:  # provided by AsyncWebsocketConsumer
-
-        async def send(
-            self, text_data: str | None = None, bytes_data: bytes | None = None, close: bool = False
-        ) -> None: ...
+    if TYPE_CHECKING:  # provided by PaintbrushSocket
+        outbox: Outbox
 
     async def attach_document(self, role: Role, user: Any) -> None:
         self.doc_role, self.doc_group = role, role.group_of(user)
@@ -55,38 +51,35 @@ class DocumentSocketMixin:
         self.doc_role = self.doc_group = None
         self._doc_seq, self._doc_text = -1, None
 
-    async def push_document(self, text: str, seq: int) -> None:
+    def push_document(self, text: str, seq: int) -> None:
         # Not newer than what this socket has (its first document racing a push).
         if seq <= self._doc_seq:
             return
         self._doc_seq, self._doc_text = seq, text
-        await self.send(text_data=text)
+        self.outbox.put_document(text)
 
 
-class DocConsumer(AccessWatchMixin, DocumentSocketMixin, AsyncWebsocketConsumer):
+class DocConsumer(AccessWatchMixin, DocumentSocketMixin, PaintbrushSocket):
     """``/ws/doc``: the user's role document on connect, then after every change."""
 
-    channel_layer_alias = SOCKETS_USE_THE_HUB
-
     async def connect(self) -> None:
+        if not await self.admit():
+            return
         user = self.scope.get("user")
         role = await role_for(user) if await self.watch_access() else None
         if role is None:
             await self.unwatch_access()
+            self.release()
             await self.close()  # before accept(): the handshake is refused
             return
         await self.accept()
         await self.attach_document(role, user)
 
     async def disconnect(self, code: int) -> None:
+        self.release()
         await self.detach_document()
         await self.unwatch_access()
 
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
         # Read-only socket: anything the client sends is ignored.
         return None
-
-    async def on_lost(self) -> None:
-        # The access notice may have been lost while the channel layer was unreachable
-        # (the document itself is reassembled by the document hub).
-        await self.close(code=SERVICE_RESTART)

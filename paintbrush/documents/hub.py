@@ -38,7 +38,9 @@ __all__ = ["DocHub", "DocSocket", "get_doc_hub"]
 
 
 class DocSocket(Protocol):
-    async def push_document(self, text: str, seq: int) -> None: ...
+    def push_document(self, text: str, seq: int) -> None:
+        """Queue ``text`` for the socket (it must not wait)."""
+        ...
 
 
 class DocHub:
@@ -79,7 +81,7 @@ class DocHub:
         if group not in self.latest or group in self.dirty:
             await self.refresh(group)
         seq, text = self.latest[group]
-        await socket.push_document(text, seq)
+        socket.push_document(text, seq)
 
     async def detach(self, socket: DocSocket, role: Role, group: DocGroup) -> None:
         async with self._lock:
@@ -126,22 +128,22 @@ class DocHub:
             return  # the change did not alter this document: nothing to push
         for socket in list(self.sockets.get(group, ())):
             try:
-                await socket.push_document(text, seq)
+                socket.push_document(text, seq)
             except Exception:
                 logger.exception("Paintbrush: pushing the %r document failed", str(group))
 
     # -- from the process hub ---------------------------------------------------------------
 
-    async def _on_notice(self, group: DocGroup, text: str) -> None:
+    def _on_notice(self, group: DocGroup, text: str) -> None:
         self.dirty.add(group)
         self._schedule_flush()
 
-    async def _on_role_notice(self, role: str, text: str) -> None:
+    def _on_role_notice(self, role: str, text: str) -> None:
         """A change concerning every document of a per-user role (a product)."""
         self.dirty.update(group for group in self.sockets if group.role == role)
         self._schedule_flush()
 
-    async def _on_lost(self) -> None:
+    def _on_lost(self, reason: str) -> None:
         """Notices may have been lost: every document is assembled again."""
         self.dirty.update(self.sockets)
         self._schedule_flush()

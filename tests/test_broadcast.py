@@ -1,0 +1,72 @@
+"""The writer's side (paintbrush.broadcast): messages are numbered per group, and a
+channel layer that refuses them never fails a committed write; its groups are told
+(a ``lost`` marker) once the layer takes messages again."""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+from unittest import mock
+
+from channels.layers import InMemoryChannelLayer
+from django.test import TestCase, override_settings
+
+from paintbrush import broadcast
+from paintbrush.groups import event_group
+from project.demo.models import Todo
+
+from .utils import IN_MEMORY
+
+
+class Refusing(InMemoryChannelLayer):
+    """A channel layer whose server is down until ``up`` is set."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.up = threading.Event()
+        self.sent: list[dict[str, Any]] = []
+
+    async def group_send(self, group: str, message: dict[str, Any]) -> None:
+        if not self.up.is_set():
+            raise ConnectionError("Connection refused")
+        self.sent.append(message)
+
+
+@override_settings(CHANNEL_LAYERS=IN_MEMORY)
+class BroadcastTests(TestCase):
+    def setUp(self) -> None:
+        broadcast._unsent.clear()
+
+    def test_messages_are_numbered_per_group_by_process(self) -> None:
+        layer = Refusing()
+        layer.up.set()
+        with mock.patch.object(broadcast, "get_channel_layer", return_value=layer):
+            broadcast.send([("a", "1"), ("b", "1"), ("a", "2")])
+        seqs = [(m["group"], m["seq"]) for m in layer.sent]
+        first = seqs[0][1]
+        self.assertEqual(seqs, [("a", first), ("b", seqs[1][1]), ("a", first + 1)])
+        self.assertEqual({m["origin"] for m in layer.sent}, {broadcast._origin_id()})
+
+    def test_a_write_while_the_layer_is_down_is_201_and_its_group_is_told_later(self) -> None:
+        layer = Refusing()
+        failed_before = broadcast.stats["failed"]
+        with (
+            mock.patch.object(broadcast, "get_channel_layer", return_value=layer),
+            mock.patch.object(broadcast, "_RETRY_SECONDS", (0.01,)),
+            self.assertLogs("paintbrush", "WARNING") as logs,
+        ):
+            with self.captureOnCommitCallbacks(execute=True):
+                response = self.client.post(
+                    "/api/todos", {"title": "during the outage"}, content_type="application/json"
+                )
+            self.assertEqual(response.status_code, 201)
+            self.assertEqual(broadcast.stats["failed"], failed_before + 1)
+            self.assertIn("refused a message", logs.output[0])
+            layer.up.set()  # Redis is back: the retry thread sends the marker
+            retrying = broadcast._Process.retrying
+            assert retrying is not None
+            retrying.join(5)
+        self.assertTrue(Todo.objects.filter(title="during the outage").exists())
+        markers = [m for m in layer.sent if m.get("lost")]
+        self.assertEqual([m["group"] for m in markers], [event_group("todos", "all")])
+        self.assertEqual(broadcast._unsent, set())
