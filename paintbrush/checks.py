@@ -12,6 +12,7 @@ request.
 ``paintbrush.E007``  one model is registered as two resources
 ``paintbrush.E008``  a role's name is empty, not usable in a group name, or taken twice
 ``paintbrush.W001``  rows are filtered (``get_queryset``, or the viewset's) but event keys are not
+``paintbrush.W002``  a channels-redis host without a ``socket_timeout`` above its 5 s blocking receive
 =================  ============================================================
 
 (``paintbrush.E006`` is retired: ``notify`` is a bool and the topic is the name.)
@@ -153,7 +154,28 @@ def check_channel_layer(registry: ResourceRegistry | None = None, **kwargs: Any)
                 id="paintbrush.E004",
             )
         ]
-    return []
+    return _check_redis_timeout(layers[alias])
+
+
+def _check_redis_timeout(layer: dict[str, Any]) -> list[CheckMessage]:
+    # redis-py 6+ times a socket read out after 5 s by default: exactly the length of
+    # channels-redis's blocking receive (BZPOPMIN, 5 s). A quiet hub channel then sees a
+    # timeout every 5 s, and a message popped at that moment can be lost (Paintbrush
+    # notices the gap and resyncs, but needlessly).
+    if not str(layer.get("BACKEND", "")).startswith("channels_redis."):
+        return []
+    hosts = layer.get("CONFIG", {}).get("hosts") or ["redis://localhost:6379"]
+    short = [h for h in hosts if not (isinstance(h, dict) and (h.get("socket_timeout") or 0) > 5)]
+    if not short:
+        return []
+    return [
+        Warning(
+            "A channels-redis host has no socket_timeout above channels-redis's 5 s blocking receive: "
+            "a quiet channel's receive times out.",
+            hint='Give each host as {"address": "redis://...", "socket_timeout": 30}.',
+            id="paintbrush.W002",
+        )
+    ]
 
 
 _VALUE_RULES: list[tuple[str, Callable[[Any], bool], str]] = [

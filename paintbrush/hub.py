@@ -145,7 +145,13 @@ class Hub:
                 message = await self.layer.receive(channel)
             except asyncio.CancelledError:
                 raise
-            except Exception:
+            except Exception as exc:
+                if _is_timeout(exc) and not failures:
+                    # An idle channel: redis-py's socket_timeout (5 s by default since
+                    # redis-py 6) is the length of channels-redis's blocking receive, so
+                    # a quiet receive can time out. Nothing was lost (a message taken
+                    # at that very moment would show as a gap in the numbers).
+                    continue
                 # A channel layer that is briefly unreachable (Redis restarting) must
                 # not end delivery for good: log, back off, and listen again.
                 failures += 1
@@ -235,6 +241,11 @@ class Hub:
                 # to thousands of sockets would hold the event loop, and the writer's
                 # own HTTP response would wait behind it.
                 await asyncio.sleep(0)
+
+
+def _is_timeout(exc: BaseException) -> bool:
+    # redis.exceptions.TimeoutError is not the builtin one; channels-redis is optional.
+    return any(cls.__name__ == "TimeoutError" for cls in type(exc).__mro__)
 
 
 _hubs: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[int, Hub]] = weakref.WeakKeyDictionary()

@@ -59,6 +59,8 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    # Static files under any server (runserver serves them only in debug mode).
+    "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -121,7 +123,9 @@ if os.environ.get("REDIS_URL"):
             # Each server process listens on one hub channel (paintbrush.hub); give it
             # room for bursts rather than the default 100 messages.
             "CONFIG": {
-                "hosts": [os.environ["REDIS_URL"]],
+                # socket_timeout above channels-redis's 5 s blocking receive, so that a
+                # quiet hub channel does not time out (paintbrush.W002).
+                "hosts": [{"address": os.environ["REDIS_URL"], "socket_timeout": 30}],
                 "capacity": 10_000,
                 # Lets the tests isolate runs that share one Redis server.
                 "prefix": os.environ.get("PAINTBRUSH_TEST_LAYER_PREFIX", "asgi"),
@@ -143,6 +147,13 @@ PAINTBRUSH = {
     "MAX_FRAME_BYTES": 64 * 1024,
     "DOC_COALESCE_SECONDS": 0.05,
 }
+
+# Role documents travel as one message each; Daphne (runserver) refuses to send, or
+# receive, a message over 1 MiB by default. Raised deliberately so that documents up to
+# 32 MiB arrive in development too; uvicorn (scripts/serve) has no limit on sending,
+# and its --ws-max-size bounds what clients may send.
+DAPHNE_WEBSOCKET_MAX_MESSAGE_SIZE = 32 * 1024 * 1024
+DAPHNE_WEBSOCKET_MAX_FRAME_SIZE = 32 * 1024 * 1024
 
 AUTH_PASSWORD_VALIDATORS: list[dict[str, str]] = []
 LOGIN_URL = "/accounts/login/"

@@ -96,3 +96,17 @@ class CheckTests(SimpleTestCase):
 
         registry = self.registry((Todo, {"notify": True, "viewset_class": Filtered}))
         self.assertEqual(ids(checks.check_resources(registry)), ["paintbrush.W001"])
+
+
+class RedisTimeoutCheckTests(SimpleTestCase):
+    def check(self, hosts: list[Any]) -> list[str]:
+        layers = {"default": {"BACKEND": "channels_redis.core.RedisChannelLayer", "CONFIG": {"hosts": hosts}}}
+        registry = ResourceRegistry()
+        registry.register(Todo, name="todos", notify=True)
+        with override_settings(CHANNEL_LAYERS=layers):
+            return ids(checks.check_channel_layer(registry))
+
+    def test_w002_a_redis_host_without_a_long_enough_socket_timeout(self) -> None:
+        self.assertEqual(self.check(["redis://127.0.0.1:6379"]), ["paintbrush.W002"])
+        self.assertEqual(self.check([{"address": "redis://127.0.0.1:6379", "socket_timeout": 5}]), ["paintbrush.W002"])
+        self.assertEqual(self.check([{"address": "redis://127.0.0.1:6379", "socket_timeout": 30}]), [])

@@ -182,3 +182,25 @@ class LossDetectionTests(SimpleTestCase):
         await asyncio.wait_for(recorder.done.wait(), 5)
         self.assertEqual((recorder.texts, recorder.lost_calls), (["after"], 1))
         await hub.leave(membership)
+
+    async def test_a_receive_that_times_out_on_a_quiet_channel_is_no_outage(self) -> None:
+        class TimeoutError(Exception):
+            pass
+
+        class Quiet(InMemoryChannelLayer):
+            timeouts = 0
+
+            async def receive(self, channel: str) -> dict[str, str]:
+                if self.timeouts < 3:
+                    self.timeouts += 1
+                    raise TimeoutError("Timeout reading from 127.0.0.1:6379")
+                return await super().receive(channel)  # type: ignore[no-any-return]
+
+        layer = Quiet()
+        hub = get_hub(layer)
+        recorder = Recorder(expected=1)
+        membership = await join(hub, "g", recorder)
+        await layer.group_send("g", event("g", "after the quiet"))
+        await asyncio.wait_for(recorder.done.wait(), 5)
+        self.assertEqual((recorder.texts, recorder.lost_calls, layer.timeouts), (["after the quiet"], 0, 3))
+        await hub.leave(membership)

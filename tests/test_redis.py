@@ -42,7 +42,11 @@ def redis_layers() -> dict[str, Any]:
     return {
         "default": {
             "BACKEND": "channels_redis.core.RedisChannelLayer",
-            "CONFIG": {"hosts": [REDIS_URL], "prefix": f"pbtest{uuid.uuid4().hex[:8]}", "capacity": 1000},
+            "CONFIG": {
+                "hosts": [{"address": REDIS_URL, "socket_timeout": 30}],
+                "prefix": f"pbtest{uuid.uuid4().hex[:8]}",
+                "capacity": 1000,
+            },
         }
     }
 
