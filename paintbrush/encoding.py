@@ -20,6 +20,7 @@ they are not JSON, and echoing them back produces text no client can parse).
 from __future__ import annotations
 
 import json
+import math
 import re
 from itertools import accumulate
 from typing import Any, NoReturn
@@ -67,17 +68,27 @@ def _reject_constant(token: str) -> NoReturn:
     raise JSONDecodeLimitError(f"{token} is not valid JSON")
 
 
+def _finite_float(token: str) -> float:
+    # 1e999 parses to inf, which no JSON text can carry back (encode would write
+    # Infinity): refused like the Infinity token.
+    value = float(token)
+    if math.isinf(value):
+        raise JSONDecodeLimitError(f"{token} is too large a number for JSON")
+    return value
+
+
 # One decoder, built once: ``json.loads(text, parse_constant=...)`` builds a new one per call.
-_DECODER = json.JSONDecoder(parse_constant=_reject_constant)
+_DECODER = json.JSONDecoder(parse_constant=_reject_constant, parse_float=_finite_float)
 
 
 def decode(text: str | bytes, *, max_depth: int) -> Any:
     """Parse JSON text strictly, for input from clients.
 
     Raises ``JSONDecodeLimitError`` (a ``ValueError``) for arrays/objects nested deeper
-    than ``max_depth`` levels (``[[]]`` is 2 levels; scalars are 0) and for ``NaN``,
-    ``Infinity`` and ``-Infinity``; any other bad input raises ``ValueError`` with the
-    ``json`` module's own message. Never ``RecursionError``.
+    than ``max_depth`` levels (``[[]]`` is 2 levels; scalars are 0), for ``NaN``,
+    ``Infinity`` and ``-Infinity``, and for numbers too large for a float (``1e999``);
+    any other bad input raises ``ValueError`` with the ``json`` module's own message.
+    Never ``RecursionError``.
 
     The depth is checked before ``json.loads`` runs, by a linear scan, and only when the
     text holds more ``[`` plus ``{`` than ``max_depth`` (fewer openers cannot nest

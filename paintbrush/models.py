@@ -10,7 +10,8 @@
 It adds the ``version`` field and wraps ``save()``/``delete()`` in ``transaction.atomic``
 so that Paintbrush's ``pre_save`` can lock the row, read its previous state and assign
 the next version in the same transaction as the write, from any caller (REST, the
-admin, the shell), even in autocommit mode.
+admin, the shell), even in autocommit mode. Its manager, ``LiveManager``, does the same
+for bulk writes (``paintbrush.bulk``).
 """
 
 from __future__ import annotations
@@ -19,11 +20,16 @@ from typing import Any
 
 from django.db import models, router, transaction
 
+from .bulk import LiveManager
 from .fields import VersionField
 
 
 class LiveModel(models.Model):
     version = VersionField()
+
+    #: Its bulk writes (``update()``, ``bulk_create()``, ``bulk_update()``, ``delete()``)
+    #: publish like saves (``paintbrush.bulk``); a model's own manager derives from it.
+    objects = LiveManager()
 
     class Meta:
         abstract = True

@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import copy
 import functools
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -41,7 +41,7 @@ from django.db.models.signals import post_delete, post_save, pre_delete, pre_sav
 
 from .fields import VersionField
 
-__all__ = ["Observer", "Write", "observers", "stored_as_is"]
+__all__ = ["Observer", "Write", "observe", "observers", "stored_as_is"]
 
 #: The one key Paintbrush keeps in ``instance.__dict__``: the write in progress, from
 #: its pre signal to its post signal (or the row the caller read, until the pre signal).
@@ -134,6 +134,33 @@ def stored_as_is(instance: Model) -> None:
     Call it before changing the instance (the REST view calls it right after
     ``get_object()``)."""
     instance.__dict__[_KEY] = copy.copy(instance)
+
+
+def observe(write: Write) -> Callable[[], None]:
+    """Hand a write made by a bulk statement (``paintbrush.bulk``) to every observer:
+    their ``before`` now, their ``after`` when the returned function is called.
+
+    ``write`` carries the row as stored (``Write(..., _stored=row)``, None for a new
+    row), read under a row lock in the write's transaction. Call this before the
+    statement, with ``write.instance`` holding the values about to be written, and the
+    returned function once they are written, the instance then holding the row as
+    written, version included: nothing is assigned here. Not calling it drops the
+    write (it turned out to change nothing); ``before`` has no side effects.
+
+    When a change is known only after the statement, both may be called then; the
+    caveat is that ``before`` then runs with the new state stored, so an observer that
+    reads the database there (a ``Resource.event_keys`` with a ``queryset``) sees it.
+    """
+    for observer in observers:
+        state = observer.before(write)
+        if state is not None:
+            write._states.append((observer, state))
+
+    def finish() -> None:
+        for observer, state in write._states:
+            observer.after(write, state)
+
+    return finish
 
 
 @functools.cache

@@ -110,6 +110,12 @@ class DecodeTests(SimpleTestCase):
                 self.assertEqual(str(caught.exception), f"{token} is not valid JSON")
         self.assertEqual(decode('["NaN", "Infinity"]', max_depth=32), ["NaN", "Infinity"])
 
+    def test_a_number_too_large_for_a_float_is_rejected_not_infinity(self) -> None:
+        for text in ("1e999", "[-1e999]", '{"a": 2E+400}'):
+            with self.subTest(text=text), self.assertRaises(JSONDecodeLimitError):
+                decode(text, max_depth=32)
+        self.assertEqual(decode("[1e308, 10]", max_depth=32), [1e308, 10])
+
     def test_malformed_json_raises_the_json_modules_error(self) -> None:
         for text in ("", "{not json", "[1,]", "[1] ]", "\ufeff[1]", '"\\x"', b"\xff\xfe\xfd"):
             with self.subTest(text=text):
