@@ -15,6 +15,7 @@ listens to that group.
 
 from __future__ import annotations
 
+import asyncio
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
@@ -156,10 +157,25 @@ def connect_receivers() -> None:
 # -- socket side ----------------------------------------------------------------------------
 
 
+def fingerprint(user: Any, session: Any = None) -> tuple[Any, ...]:
+    """What a user's access is made of: their flags, groups and permissions (group
+    permissions included), and whether their session still exists (sign-out ends it).
+    Read from the database, for a socket that may have missed an access notice."""
+    fresh = get_user_model()._default_manager.filter(pk=user.pk).first()
+    if fresh is None:
+        return ("gone",)
+    groups = frozenset(fresh.groups.values_list("pk", flat=True)) if hasattr(fresh, "groups") else frozenset()
+    permissions = frozenset(fresh.get_all_permissions()) if hasattr(fresh, "get_all_permissions") else frozenset()
+    key = getattr(session, "session_key", None)
+    signed_in = session.exists(key) if key else None
+    return (*_flags(fresh), groups, permissions, signed_in)
+
+
 class AccessWatchMixin:
     """For consumers: close the socket when its user's access changes."""
 
     _access: Membership | None = None
+    _fingerprint: tuple[Any, ...] | None = None
 
     if TYPE_CHECKING:  # provided by PaintbrushSocket
         scope: dict[str, Any]
@@ -179,6 +195,7 @@ class AccessWatchMixin:
             await database_sync_to_async(user.refresh_from_db)()
         except ObjectDoesNotExist:
             return False
+        self._fingerprint = await database_sync_to_async(fingerprint)(user, self.scope.get("session"))
         return bool(user.is_active)
 
     async def unwatch_access(self) -> None:
@@ -191,6 +208,14 @@ class AccessWatchMixin:
         self.close_later(ACCESS_CHANGED)
 
     def _access_lost(self, reason: str) -> None:
-        # A notice may have been lost (the channel layer was unreachable): the rules
-        # may have changed unseen, so the socket starts over under the current ones.
-        self.close_later(ACCESS_CHANGED)
+        # A notice may have been lost (the channel layer was unreachable): compare the
+        # user's access with what it was, rather than send every user back to start.
+        asyncio.get_running_loop().create_task(self._recheck_access())
+
+    async def _recheck_access(self) -> None:
+        user = self.scope.get("user")
+        if user is None or self._fingerprint is None:
+            return
+        now = await database_sync_to_async(fingerprint)(user, self.scope.get("session"))
+        if now != self._fingerprint:
+            self.close_later(ACCESS_CHANGED)

@@ -13,6 +13,7 @@ request.
 ``paintbrush.E008``  a role's name is empty, not usable in a group name, or taken twice
 ``paintbrush.W001``  rows are filtered (``get_queryset``, or the viewset's) but event keys are not
 ``paintbrush.W002``  a channels-redis host without a ``socket_timeout`` above its 5 s blocking receive
+``paintbrush.W003``  a live model's default manager does not make ``LiveQuerySet``s (bulk writes would not publish)
 =================  ============================================================
 
 (``paintbrush.E006`` is retired: ``notify`` is a bool and the topic is the name.)
@@ -28,6 +29,7 @@ from typing import Any
 from django.conf import settings
 from django.core.checks import CheckMessage, Error, Warning
 
+from .bulk import LiveQuerySet
 from .documents.roles import ROLE_NAME, RoleRegistry, roles
 from .models import LiveModel
 from .resources import Resource, ResourceRegistry, site
@@ -82,6 +84,18 @@ def check_resources(registry: ResourceRegistry | None = None, **kwargs: Any) -> 
                     hint="Register each model once; customise one Resource instead.",
                     obj=resource,
                     id="paintbrush.E007",
+                )
+            )
+        queryset = resource.model._default_manager.all()
+        if resource.live and issubclass(resource.model, LiveModel) and not isinstance(queryset, LiveQuerySet):
+            errors.append(
+                Warning(
+                    f"Live resource {resource.name!r}: {label}'s default manager makes "
+                    f"{type(queryset).__name__}, not LiveQuerySet: its update(), bulk_create() and "
+                    "delete() would publish nothing.",
+                    hint="Derive the manager from paintbrush.bulk.LiveManager (or its queryset from LiveQuerySet).",
+                    obj=resource,
+                    id="paintbrush.W003",
                 )
             )
         viewset = resource.viewset_class

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from typing import Any
+from unittest import mock
 
 from django.core.management import call_command
 from django.db import models
@@ -43,6 +44,14 @@ class CheckTests(SimpleTestCase):
         messages = checks.check_resources(registry)
         self.assertEqual(ids(messages), ["paintbrush.E003"])
         self.assertIn("LiveModel", str(messages[0].hint))
+
+    def test_w003_a_live_model_whose_default_manager_bypasses_live_querysets(self) -> None:
+        registry = self.registry((Todo, {"name": "todos", "notify": True}))
+        self.assertEqual(checks.check_resources(registry), [])
+        with mock.patch.object(Todo._default_manager, "_queryset_class", models.QuerySet):
+            messages = checks.check_resources(registry)
+        self.assertEqual(ids(messages), ["paintbrush.W003"])
+        self.assertIn("LiveManager", str(messages[0].hint))
 
     def test_a_rest_only_model_needs_no_version_field(self) -> None:
         self.assertEqual(checks.check_resources(self.registry((Note, {"name": "notes"}))), [])

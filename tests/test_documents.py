@@ -303,3 +303,27 @@ class DocumentPushTests(TransactionTestCase):
         again, doc = await self.doc_socket(self.alice)
         self.assertEqual(doc["role"], "admin")
         await again.disconnect()
+
+    async def test_after_a_channel_layer_outage_documents_are_assembled_again(self) -> None:
+        from channels.layers import get_channel_layer
+
+        from paintbrush.hub import get_hub
+
+        ws, _ = await self.doc_socket(self.alice)
+        # A change whose notice never came (written behind Django's back, as during
+        # an outage): the document is stale until the hub learns it may be.
+        await sync_to_async(Product.objects.filter(pk=self.product.pk).update)(name="Renamed")  # publishes...
+        self.assertEqual((await receive(ws))["doc"]["products"][0]["name"], "Renamed")  # ...as a bulk write
+        from django.db import connection
+
+        def rename_unobserved() -> None:
+            with connection.cursor() as cursor:
+                cursor.execute("UPDATE demo_product SET name = %s WHERE id = %s", ["Unseen", self.product.pk])
+
+        await sync_to_async(rename_unobserved)()
+        self.assertTrue(await ws.receive_nothing(timeout=0.2))
+        hub = get_hub(get_channel_layer())
+        assert hub.channel is not None
+        await hub._recover(hub.channel)
+        self.assertEqual((await receive(ws))["doc"]["products"][0]["name"], "Unseen")
+        await ws.disconnect()

@@ -247,6 +247,26 @@ class OrderEventTests(TransactionTestCase):
         self.assertEqual((await receive(doc))["doc"]["role"], "customer")
         await doc.disconnect()
 
+    async def test_after_an_outage_only_sockets_whose_access_changed_unseen_are_closed(self) -> None:
+        from channels.layers import get_channel_layer
+
+        from paintbrush.hub import get_hub
+
+        alice, admin = await ws_connect(user=self.alice), await ws_connect(user=self.admin)
+        await subscribe(alice, "orders")
+        await subscribe(admin, "orders")
+        # Demoted while the channel layer was down: no notice ever reaches the socket.
+        await sync_to_async(User.objects.filter(pk=self.admin.pk).update)(is_staff=False)
+        hub = get_hub(get_channel_layer())
+        assert hub.channel is not None
+        await hub._recover(hub.channel)
+        self.assertEqual((await receive(alice))["type"], "resync")  # alice stays, and resyncs
+        frames = [await admin.receive_output(timeout=5) for _ in range(2)]
+        self.assertEqual(frames[-1], {"type": "websocket.close", "code": 4003})
+        self.assertTrue(await alice.receive_nothing(timeout=0.2))
+        await alice.disconnect()
+        await admin.disconnect()
+
     async def test_signing_out_closes_the_users_sockets(self) -> None:
         from django.contrib.auth import user_logged_out
 
