@@ -69,16 +69,22 @@ def _origin_id() -> str:
     return _Process.origin[1]
 
 
-def _number(group: str, text: str | None) -> dict[str, Any]:
-    with _lock:
-        origin = _origin_id()
-        seq = _seq[group] = _seq.get(group, 0) + 1
+def wire_message(group: str, text: str | None, origin: str, seq: int) -> dict[str, Any]:
+    """The channel-layer message: message ``seq`` of ``origin`` to ``group``, carrying
+    ``text``, or, without one, the marker that a message to ``group`` was lost."""
     message: dict[str, Any] = {"type": MESSAGE_TYPE, "group": group, "origin": origin, "seq": seq}
     if text is None:
         message["lost"] = True
     else:
         message["text"] = text
     return message
+
+
+def _number(group: str, text: str | None) -> dict[str, Any]:
+    with _lock:
+        origin = _origin_id()
+        seq = _seq[group] = _seq.get(group, 0) + 1
+    return wire_message(group, text, origin, seq)
 
 
 def send_on_commit(messages: Sequence[tuple[str, str]], using: str) -> None:

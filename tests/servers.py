@@ -488,7 +488,14 @@ class LiveClient:
     re-opening every resource with a snapshot.
 
     ``pause()`` stops reading (the library's buffer fills, then it stops reading the
-    TCP socket: a client that does not read); ``resume()`` reads again."""
+    TCP socket: a client that does not read); ``resume()`` reads again.
+
+    ``rcvbuf`` sets the TCP socket's receive buffer (``SO_RCVBUF``, before connecting):
+    on loopback the kernel otherwise buffers megabytes for a client that does not read,
+    and the server never sees it fall behind. ``compression=None`` declines
+    permessage-deflate (on by default, as in browsers): the kernel's buffers then hold
+    frames at the size the server's outbox counts them. ``on_event`` is called with
+    every event frame (create/update/delete) as it is read."""
 
     def __init__(
         self,
@@ -500,6 +507,9 @@ class LiveClient:
         reconnect: bool = True,
         reconnect_delay: float = 0.2,
         name: str = "client",
+        rcvbuf: int | None = None,
+        compression: str | None = "deflate",
+        on_event: Callable[[dict[str, Any]], None] | None = None,
     ) -> None:
         # Several URLs: servers behind one address, as a load balancer would offer them.
         # A connection that cannot be opened moves on to the next one.
@@ -511,6 +521,11 @@ class LiveClient:
         self.reconnect = reconnect
         self.reconnect_delay = reconnect_delay
         self.name = name
+        self.rcvbuf = rcvbuf
+        self.compression = compression
+        #: SO_RCVBUF as the kernel set it (Linux doubles the request), once connected.
+        self.rcvbuf_granted: int | None = None
+        self.on_event = on_event
         self.stores: dict[str, Store] = {}
         self.figures = Figures()
         self.frames: list[dict[str, Any]] = []  # non-event frames: opened, closed, resync, error, ...
@@ -560,11 +575,35 @@ class LiveClient:
     def resume(self) -> None:
         self._reading.set()
 
+    async def _socket(self) -> socket.socket | None:
+        """A TCP socket connected to the server with ``rcvbuf`` set before the
+        handshake (the window is negotiated then), or None to let websockets open one."""
+        if self.rcvbuf is None:
+            return None
+        parts = urllib.parse.urlsplit(self.url)
+        loop = asyncio.get_running_loop()
+        family, kind, proto, _, address = (
+            await loop.getaddrinfo(parts.hostname, parts.port or 80, type=socket.SOCK_STREAM)
+        )[0]
+        sock = socket.socket(family, kind, proto)
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, self.rcvbuf)
+            sock.setblocking(False)
+            await asyncio.wait_for(loop.sock_connect(sock, address), 10)
+        except BaseException:
+            sock.close()
+            raise
+        self.rcvbuf_granted = sock.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF)
+        return sock
+
     async def _run(self) -> None:
         while not self._stopping:
             try:
+                sock = await self._socket()
                 async with connect(
                     self.url,
+                    sock=sock,
+                    compression=self.compression,
                     origin=Origin(self.origin),
                     max_size=self.max_size,
                     max_queue=self.max_queue,
@@ -632,6 +671,8 @@ class LiveClient:
         store = self.stores.get(resource) if isinstance(resource, str) else None
         if action in {"create", "update", "delete"}:
             self.figures.events += 1
+            if self.on_event is not None:
+                self.on_event(message)
             if store is None:
                 return
             if action == "create":

@@ -22,7 +22,7 @@ import os
 import time
 import unittest
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 from asgiref.sync import sync_to_async
@@ -420,6 +420,26 @@ STALL_EVENTS = 15_000
 #: Growth of the server's RSS allowed while stalled sockets hold STALL_EVENTS events
 #: each (about 5 MB of frames per socket, 100 MB in all; today the RSS grows ~100 MB).
 STALL_RSS_BOUND = 40 * 2**20
+#: The stalled clients' SO_RCVBUF (Linux doubles it). On loopback the kernel would
+#: otherwise buffer several MB per socket (receive buffer up to tcp_rmem's 32 MB, the
+#: server's send buffer up to tcp_wmem's 4 MB): it absorbed all 15,000 events, and
+#: the server's outbox never overflowed. A slow link holds far less. The stalled
+#: clients also decline permessage-deflate: it shrank these repetitive frames about
+#: sixfold (~5 MB of events were ~0.8 MB in the server's send queue, its send buffer
+#: far from full even with the small receive buffer), while the outbox counts them
+#: uncompressed.
+STALL_RCVBUF = 4096
+WRITE_BATCH = 500
+
+
+def percentile(values: list[float], fraction: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))] if ordered else float("nan")
+
+
+def resyncs_answered(client: LiveClient) -> Callable[[], bool]:
+    """Every resync answered with a snapshot (besides the one that opened the resource)."""
+    return lambda: client.figures.snapshots >= 1 + client.figures.resyncs
 
 
 @needs_redis
@@ -428,16 +448,34 @@ class StalledSocketTests(FaultTestCase):
         """Finding 4: the server queues every frame for a socket that does not read, and
         its memory grows without bound. Expected: bounded (pending frames dropped and
         ``resync`` sent when it drains, or the socket closed with 1013); every stalled
-        client converges once it reads again."""
+        client converges once it reads again.
+
+        The stalled sockets have a small receive buffer, so the server's outbox does
+        overflow: each stalled client must get ``resync`` (answered with a snapshot) and
+        converge, while the reading client gets every event, none dropped, no resync."""
         redis = await asyncio.to_thread(self.redis)
         (server,) = await self.start_servers(1, redis)
         layers = redis_layers(redis.url, server.prefix or "")
         override = override_settings(CHANNEL_LAYERS=layers)
         override.enable()
         self.addCleanup(override.disable)
-        specs = [(server, f"stalled{i}") for i in range(STALLED_SOCKETS)] + [(server, "reader")]
-        async with self.clients(*specs, max_queue=1) as clients:
-            *stalled, reader = clients
+        # When each batch's last row was written (its transaction then commits and
+        # publishes), and the reader's delay from there to each event of the batch.
+        batch_written: dict[int, float] = {}
+        delays: list[float] = []
+
+        def arrived(message: dict[str, Any]) -> None:
+            item = message.get("item")
+            title = item.get("title") if isinstance(item, dict) else None
+            if isinstance(title, str) and title[:3].isdigit() and int(title[:3]) in batch_written:
+                delays.append(time.monotonic() - batch_written[int(title[:3])])
+
+        stalled_specs = [(server, f"stalled{i}") for i in range(STALLED_SOCKETS)]
+        async with (
+            self.clients(*stalled_specs, max_queue=1, rcvbuf=STALL_RCVBUF, compression=None) as stalled,
+            self.clients((server, "reader"), max_queue=1, on_event=arrived) as (reader,),
+        ):
+            clients = [*stalled, reader]
             for client in clients:
                 await client.open("todos")
             for client in stalled:
@@ -446,11 +484,12 @@ class StalledSocketTests(FaultTestCase):
 
             def write() -> None:
                 # Real writes with real events, from this process through Redis (as the
-                # shell or a management command would): 10,000 creates in batches.
-                for batch in range(STALL_EVENTS // 500):
+                # shell or a management command would): 15,000 creates in batches.
+                for batch in range(STALL_EVENTS // WRITE_BATCH):
                     with transaction.atomic():
-                        for i in range(500):
+                        for i in range(WRITE_BATCH):
                             Todo.objects.create(title=f"{batch:03d}-{i:03d}".ljust(TITLE, "s"))
+                        batch_written[batch] = time.monotonic()
 
             start = time.monotonic()
             await sync_to_async(write)()
@@ -463,26 +502,61 @@ class StalledSocketTests(FaultTestCase):
             self.figures.update(
                 stalled=STALLED_SOCKETS,
                 written=STALL_EVENTS,
+                rcvbuf=stalled[0].rcvbuf_granted,
                 write_s=round(write_s, 3),
                 rss_before_mb=round(rss_before / 2**20, 1),
                 rss_after_mb=round(rss_after / 2**20, 1),
                 growth_mb=round(growth / 2**20, 1),
                 reader_converged=ok_reader,
+                reader_events=reader.figures.events,
+                reader_resyncs=reader.figures.resyncs,
+                reader_delay_p50_ms=round(percentile(delays, 0.5) * 1000, 1),
+                reader_delay_max_ms=round(max(delays, default=float("nan")) * 1000, 1),
             )
             self.assertTrue(ok_reader, f"the reading client did not converge:\n{self.divergence([reader], truth)}")
             for client in stalled:
                 client.resume()
             resumed = time.monotonic()
             ok, _ = await wait_converged(stalled, "todos", truth, 60)
+            # Each resync is answered with opendoc + snapshot: wait for those snapshots.
+            answered = True
+            for client in stalled:
+                answered = await client.wait_for(resyncs_answered(client), 30) and answered
             self.figures.update(converge_s=round(time.monotonic() - resumed, 3), converged=ok)
             self.client_figures(clients)
+            # Events a stalled client never received were dropped by its outbox (TCP
+            # loses none): the rest were in the kernel's buffers and the outbox's 1 MiB.
+            self.figures.update(
+                resyncs_stalled=sum(c.figures.resyncs for c in stalled),
+                dropped_stalled=[
+                    STALL_EVENTS - max(c.figures.events for c in stalled),
+                    STALL_EVENTS - min(c.figures.events for c in stalled),
+                ],
+            )
             self.assertLess(
                 growth,
                 STALL_RSS_BOUND,
                 f"server RSS grew {growth / 2**20:.0f} MiB for {STALLED_SOCKETS} sockets that do not read",
             )
+            self.assertEqual(
+                (reader.figures.events, reader.figures.resyncs, reader.figures.closes),
+                (STALL_EVENTS, 0, []),
+                "the reading client's events, resyncs and closes: a stalled socket must not cost it any",
+            )
             self.assertTrue(
                 ok, f"stalled clients did not converge after reading again:\n{self.divergence(stalled, truth)}"
+            )
+            for client in stalled:
+                self.assertGreaterEqual(
+                    client.figures.resyncs,
+                    1,
+                    f"{client.name} never fell behind on the server (received {client.figures.events} events, "
+                    f"closes {client.figures.closes}): its outbox did not overflow\n{self.logs(15)}",
+                )
+            self.assertTrue(
+                answered,
+                "a resync was not answered with a snapshot: "
+                + ", ".join(f"{c.name} resyncs={c.figures.resyncs} snapshots={c.figures.snapshots}" for c in stalled),
             )
 
 

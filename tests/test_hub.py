@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import asyncio
-from typing import Any
 
 from channels.layers import InMemoryChannelLayer
 from django.test import SimpleTestCase
 
-from paintbrush.broadcast import MESSAGE_TYPE
+from paintbrush.broadcast import MESSAGE_TYPE, wire_message
 from paintbrush.hub import Hub, Membership, get_hub
 
 
@@ -146,13 +145,7 @@ class HubTests(SimpleTestCase):
         await hub.leave(recorder_m)
 
 
-def numbered(group: str, text: str | None, origin: str, seq: int) -> dict[str, Any]:
-    message: dict[str, Any] = {"type": MESSAGE_TYPE, "group": group, "origin": origin, "seq": seq}
-    if text is None:
-        message["lost"] = True
-    else:
-        message["text"] = text
-    return message
+numbered = wire_message
 
 
 class LossDetectionTests(SimpleTestCase):
