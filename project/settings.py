@@ -168,6 +168,11 @@ USE_TZ = True
 STATIC_URL = "/static/"
 STATICFILES_DIRS = [BASE_DIR / "static"]
 STATIC_ROOT = BASE_DIR / "staticfiles"
+# WhiteNoise serves STATIC_ROOT (filled by collectstatic, which scripts/serve runs) and,
+# where collectstatic has not run (a fresh checkout, the tests), the apps' own static
+# directories. It warns about a missing STATIC_ROOT, so there always is one.
+WHITENOISE_USE_FINDERS = True
+STATIC_ROOT.mkdir(exist_ok=True)
 
 LOGGING = {
     "version": 1,
