@@ -180,6 +180,8 @@ def server_command(
         return [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), *extra, app]
     if kind == "serve":
         return ["bash", str(ROOT / "scripts" / "serve"), f"127.0.0.1:{port}"]
+    if kind == "runserver":  # the development server: Daphne, with the project's settings
+        return [sys.executable, "manage.py", "runserver", "--noreload", f"127.0.0.1:{port}"]
     raise ValueError(f"unknown server {kind!r}")
 
 

@@ -19,12 +19,16 @@ import asyncio
 import contextlib
 import json
 import os
+import subprocess
+import sys
 import time
 import unittest
 import uuid
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
+import websockets
+import websockets.asyncio.client
 from asgiref.sync import sync_to_async
 from django.db import transaction
 from django.test import TransactionTestCase, override_settings
@@ -33,6 +37,7 @@ from project.demo.models import Todo
 
 from .servers import (
     REDIS_SERVER,
+    ROOT,
     LiveClient,
     RedisServer,
     ServerProcess,
@@ -353,7 +358,7 @@ class BigFrameTests(FaultTestCase):
         def fill() -> None:
             Todo.objects.bulk_create(
                 Todo(title=f"{i:06d}".ljust(TITLE, "x")) for i in range(BIG_TABLE_ROWS)
-            )  # no model signals: nothing is published, and no socket is connected yet
+            )  # published as creates, before any socket is connected
 
         await sync_to_async(fill)()
         (server,) = await self.start_servers()
@@ -378,6 +383,55 @@ class BigFrameTests(FaultTestCase):
                 f"{self.logs(15)}",
             )
             self.assertEqual(client.state("todos"), truth, state_diff(client.state("todos"), truth))
+
+    @needs_redis
+    async def test_a_role_document_over_1_mib_is_pushed_by_either_server(self) -> None:
+        """Finding 3, documents: an admin document over 1 MiB was never pushed (Daphne
+        refused to send it). It goes whole, under scripts/serve and under runserver
+        (whose limit the demo raises deliberately), at connect and after a change."""
+        from django.contrib.auth import get_user_model
+        from django.test import Client
+
+        from project.demo.models import Product
+
+        def fill() -> tuple[str, int]:
+            Product.objects.bulk_create(Product(name=f"{i:05d}".ljust(150, "p"), price=1) for i in range(10_000))
+            admin = get_user_model().objects.create_user("boss", password="pw", is_staff=True)
+            client = Client()
+            client.force_login(admin)
+            first = Product.objects.order_by("pk").values_list("pk", flat=True)[0]
+            return client.cookies["sessionid"].value, first
+
+        session, first_pk = await sync_to_async(fill)()
+        redis = await asyncio.to_thread(self.redis)
+        prefix = new_prefix()
+        sizes: dict[str, list[int]] = {}
+        for kind in ("serve", "runserver"):
+            server = ServerProcess(kind=kind, redis_url=redis.url, prefix=prefix)
+            self.addCleanup(server.close)
+            await asyncio.to_thread(server.start)
+            self.servers.append(server)
+            async with websockets.asyncio.client.connect(
+                server.ws_url + "/doc",
+                origin=websockets.Origin(server.origin),
+                additional_headers={"Cookie": f"sessionid={session}"},
+                max_size=64 * 2**20,
+            ) as ws:
+                first = await asyncio.wait_for(ws.recv(), 30)
+                self.assertEqual(len(json.loads(first)["doc"]["products"]), 10_000)
+                code = "from project.demo.models import Product as P; "
+                code += f"P.objects.filter(pk={first_pk}).update(name='{kind}')"
+                await asyncio.to_thread(self.shell, code, server)
+                second = await asyncio.wait_for(ws.recv(), 30)
+                self.assertEqual(json.loads(second)["doc"]["products"][0]["name"], kind)
+            sizes[kind] = [len(str(first).encode()), len(str(second).encode())]
+            self.assertGreater(min(sizes[kind]), 2**20)
+        self.figures.update(document_bytes=sizes)
+
+    def shell(self, code: str, server: ServerProcess) -> None:
+        """Run ``code`` in ``manage.py shell``, another process on the servers' database and Redis."""
+        env = ServerProcess(redis_url=server.redis_url, prefix=server.prefix).environment()
+        subprocess.run([sys.executable, "manage.py", "shell", "-c", code], cwd=ROOT, env=env, check=True, timeout=60)
 
     async def test_an_incoming_frame_over_1_mib_is_refused_cleanly(self) -> None:
         """Finding 3b: expected ``too_large`` (the socket stays open) or a clean close
