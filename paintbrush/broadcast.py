@@ -131,7 +131,18 @@ async def _send_all(layer: BaseChannelLayer, messages: list[dict[str, Any]]) -> 
     with _lock:
         stats["sent"] += len(messages) - len(failed)
         stats["failed"] += len(failed)
+    await _backpressure()
     return failed
+
+
+async def _backpressure() -> None:
+    """A writer inside a server process (a request's ``on_commit``, run on the server's
+    event loop) waits while that process's fan-out is behind: one writer as fast as it
+    can must not queue events faster than they reach the sockets."""
+    from .hub import hubs_of_this_loop  # the hub belongs to the server side
+
+    for hub in hubs_of_this_loop():
+        await hub.below(pb_settings.WRITER_MAX_BACKLOG, pb_settings.WRITER_WAIT_SECONDS)
 
 
 def _send_markers(layer: BaseChannelLayer) -> bool:

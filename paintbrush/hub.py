@@ -39,6 +39,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from .settings import pb_settings
+
 logger = logging.getLogger("paintbrush")
 
 __all__ = ["SOCKETS_USE_THE_HUB", "Hub", "Membership", "get_hub"]
@@ -82,8 +84,13 @@ class Hub:
         # Received, not yet fanned out. Receiving and fanning out are two tasks so that
         # the channel is drained at once even while a slow fan-out runs: channel layers
         # drop silently when a channel holds ``capacity`` messages (100 by default).
-        self._pending: deque[tuple[str, str | None]] = deque()
+        self._pending: deque[tuple[str, str | None, int]] = deque()
         self._wake = asyncio.Event()
+        #: Deliveries received and not yet made (each message counts its local members).
+        self.backlog = 0
+        self._drained = asyncio.Event()
+        #: Messages dropped because the backlog passed HUB_MAX_BACKLOG, over the hub's life.
+        self.dropped = 0
         self._tasks: list[asyncio.Task[None]] = []
         #: group -> publishing process -> number of the last message heard from it
         self._heard: dict[str, dict[str, int]] = {}
@@ -137,6 +144,8 @@ class Hub:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         self._pending.clear()
+        self.backlog = 0
+        self._drained.set()
 
     async def _receive(self, channel: str) -> None:
         failures = 0
@@ -164,10 +173,48 @@ class Hub:
             if not isinstance(group, str):
                 continue
             if self._gap(group, message.get("origin"), message.get("seq")) or message.get("lost"):
-                self._pending.append((group, None))  # after the messages before it
+                self._pending.append((group, None, 0))  # after the messages before it
             if isinstance(text, str):
-                self._pending.append((group, text))
+                cost = len(self.members.get(group, ()))
+                self._pending.append((group, text, cost))
+                self.backlog += cost
+                if self.backlog > pb_settings.HUB_MAX_BACKLOG:
+                    self._shed()
             self._wake.set()
+
+    def _shed(self) -> None:
+        """Writers elsewhere outrun this process's fan-out (writers in this process wait,
+        see ``below``): rather than queue without end, the oldest pending messages give
+        way to a resync of the subscriptions they were for, sent before anything newer."""
+        lost: dict[str, None] = {}
+        while self.backlog > pb_settings.HUB_MAX_BACKLOG // 2 and self._pending:
+            group, text, cost = self._pending.popleft()
+            lost[group] = None
+            if text is not None:
+                self.backlog -= cost
+                self.dropped += 1
+        for group in reversed(list(lost)):
+            self._pending.appendleft((group, None, 0))
+        logger.warning(
+            "Paintbrush: fan-out backlog over %s deliveries; resyncing %s groups",
+            pb_settings.HUB_MAX_BACKLOG,
+            len(lost),
+        )
+
+    async def below(self, deliveries: int, timeout: float) -> None:
+        """Wait until at most ``deliveries`` are pending, or ``timeout`` passes: a writer
+        in this process waits here, so it cannot outrun the fan-out (backpressure)."""
+        if self.backlog <= deliveries:
+            return
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while self.backlog > deliveries and self._tasks:
+            self._drained.clear()
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                return
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._drained.wait(), remaining)
 
     def _gap(self, group: str, origin: Any, seq: Any) -> bool:
         """Whether a message numbered ``seq`` by ``origin`` shows that one before it
@@ -224,11 +271,13 @@ class Hub:
             await self._wake.wait()
             self._wake.clear()
             while self._pending:
-                group, text = self._pending.popleft()
+                group, text, cost = self._pending.popleft()
                 if text is None:
                     self._lost(group, MESSAGE_LOST)
                 else:
                     await self._deliver(group, text)
+                    self.backlog -= cost
+                    self._drained.set()
 
     async def _deliver(self, group: str, text: str) -> None:
         for count, membership in enumerate(list(self.members.get(group, ())), 1):
@@ -249,6 +298,15 @@ def _is_timeout(exc: BaseException) -> bool:
 
 
 _hubs: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[int, Hub]] = weakref.WeakKeyDictionary()
+
+
+def hubs_of_this_loop() -> list[Hub]:
+    """The hubs of the running event loop (none outside a server)."""
+    try:
+        loop = asyncio.get_running_loop()
+    except RuntimeError:
+        return []
+    return list(_hubs.get(loop, {}).values())
 
 
 def get_hub(layer: Any) -> Hub:

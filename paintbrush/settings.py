@@ -42,6 +42,16 @@ DEFAULTS: dict[str, Any] = {
     # Snapshots one socket may ask for in a minute; more are answered rate_limited
     # (and an open subscription gets resync once it may ask again).
     "SNAPSHOTS_PER_MINUTE": 60,
+    # Deliveries (a message times the local sockets it goes to) a server process may
+    # have pending before a writer in it waits for its fan-out to catch up: writers are
+    # slowed rather than the queue, and the latency, allowed to grow.
+    "WRITER_MAX_BACKLOG": 10_000,
+    # The longest a writer waits so, in seconds.
+    "WRITER_WAIT_SECONDS": 5.0,
+    # Deliveries a process's hub may hold pending at all (writers in other processes
+    # are not slowed by it): past it, the oldest pending messages are dropped and their
+    # subscriptions resync.
+    "HUB_MAX_BACKLOG": 200_000,
     # A socket sending more bad frames than this within a minute is closed (1008):
     # errors are answered, not fatal, but answering a flood is not free.
     "MAX_ERRORS_PER_MINUTE": 120,

@@ -197,3 +197,49 @@ class LossDetectionTests(SimpleTestCase):
         await asyncio.wait_for(recorder.done.wait(), 5)
         self.assertEqual((recorder.texts, recorder.lost_calls, layer.timeouts), (["after the quiet"], 0, 3))
         await hub.leave(membership)
+
+
+class OverloadTests(SimpleTestCase):
+    async def test_a_writer_waits_while_the_fan_out_is_behind(self) -> None:
+        layer = InMemoryChannelLayer(capacity=10_000)
+        hub = get_hub(layer)
+        recorders = [Recorder(expected=40) for _ in range(100)]
+        memberships = [await join(hub, "g", r) for r in recorders]
+        for i in range(40):
+            await layer.group_send("g", event("g", str(i)))
+        # Let the hub take them in: 40 messages x 100 members pending at most.
+        await asyncio.sleep(0)
+        await hub.below(150, timeout=5)  # returns once at most 150 deliveries are pending
+        self.assertLessEqual(hub.backlog, 150)
+        for recorder in recorders:
+            await asyncio.wait_for(recorder.done.wait(), 5)
+        self.assertEqual(hub.backlog, 0)
+        for membership in memberships:
+            await hub.leave(membership)
+
+    async def test_past_its_bound_the_hub_drops_the_oldest_messages_for_a_resync(self) -> None:
+        layer = InMemoryChannelLayer(capacity=10_000)
+        hub = get_hub(layer)
+        recorders = [Recorder() for _ in range(10)]
+        memberships = [await join(hub, "g", r) for r in recorders]
+        with (
+            self.settings(PAINTBRUSH={"HUB_MAX_BACKLOG": 100}),
+            self.assertLogs("paintbrush", "WARNING") as logs,
+        ):
+            # Messages arrive faster than the fan-out runs: it gets no turn meanwhile.
+            hub._wake.set()
+            for i in range(30):
+                hub._pending.append(("g", str(i), 10))
+                hub.backlog += 10
+                if hub.backlog > 100:
+                    hub._shed()
+            await hub.below(0, timeout=5)
+        self.assertIn("backlog", logs.output[0])
+        self.assertGreater(hub.dropped, 0)
+        for recorder in recorders:
+            # Every message was either delivered, or replaced by a resync before the newer ones.
+            self.assertGreaterEqual(recorder.lost_calls, 1)
+            self.assertEqual(len(recorder.texts) + hub.dropped, 30)
+            self.assertEqual(recorder.texts, sorted(recorder.texts, key=int))
+        for membership in memberships:
+            await hub.leave(membership)
