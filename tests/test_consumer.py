@@ -13,10 +13,11 @@ from django.contrib.auth import get_user_model
 from django.test import TransactionTestCase, override_settings
 
 from paintbrush import consumers
+from paintbrush.testing import communicator, connect, receive, subscribe
 from project.asgi import application
 from project.demo.models import Todo
 
-from .utils import IN_MEMORY, receive, subscribe, ws_connect
+from .utils import IN_MEMORY
 
 
 @override_settings(CHANNEL_LAYERS=IN_MEMORY)
@@ -34,39 +35,39 @@ class ErrorTests(TransactionTestCase):
         await subscribe(ws, "todos")
 
     async def test_a_frame_that_is_not_json_is_bad_json(self) -> None:
-        ws = await ws_connect()
+        ws = await connect()
         await ws.send_to(text_data="{nope")
         await self.assert_error(ws, "bad_json")
         await ws.disconnect()
 
     async def test_a_binary_frame_is_bad_json(self) -> None:
-        ws = await ws_connect()
+        ws = await connect()
         await ws.send_to(bytes_data=b'{"action": "opendoc", "resource": "todos"}')
         await self.assert_error(ws, "bad_json")
         await ws.disconnect()
 
     async def test_json_that_is_not_an_object_is_bad_message(self) -> None:
-        ws = await ws_connect()
+        ws = await connect()
         await ws.send_json_to(["opendoc", "todos"])
         await self.assert_error(ws, "bad_message", ["opendoc", "todos"])
         await ws.disconnect()
 
     async def test_a_missing_or_non_string_action_is_bad_message(self) -> None:
-        ws = await ws_connect()
+        ws = await connect()
         for message in ({"resource": "todos"}, {"action": 3, "resource": "todos"}):
             await ws.send_json_to(message)
             await self.assert_error(ws, "bad_message", message)
         await ws.disconnect()
 
     async def test_a_missing_resource_is_bad_message(self) -> None:
-        ws = await ws_connect()
+        ws = await connect()
         for message in ({"action": "opendoc"}, {"action": "closedoc", "resource": ["todos"]}):
             await ws.send_json_to(message)
             await self.assert_error(ws, "bad_message", message)
         await ws.disconnect()
 
     async def test_an_unknown_action_is_unknown_action(self) -> None:
-        ws = await ws_connect()
+        ws = await connect()
         for action in ("subscribe", "_unsubscribe", "receive", "__init__"):
             message = {"action": action, "resource": "todos"}
             await ws.send_json_to(message)
@@ -74,7 +75,7 @@ class ErrorTests(TransactionTestCase):
         await ws.disconnect()
 
     async def test_an_unknown_or_rest_only_resource_is_unknown_resource(self) -> None:
-        ws = await ws_connect()
+        ws = await connect()
         for name in ("nothing", "notes"):
             message = {"action": "opendoc", "resource": name}
             await ws.send_json_to(message)
@@ -82,7 +83,7 @@ class ErrorTests(TransactionTestCase):
         await ws.disconnect()
 
     async def test_a_resource_the_user_may_not_read_is_forbidden(self) -> None:
-        ws = await ws_connect()  # signed out; products need a signed-in user
+        ws = await connect()  # signed out; products need a signed-in user
         message = {"action": "opendoc", "resource": "products"}
         await ws.send_json_to(message)
         await self.assert_error(ws, "forbidden", message)
@@ -90,20 +91,20 @@ class ErrorTests(TransactionTestCase):
 
     @override_settings(PAINTBRUSH={"MAX_FRAME_BYTES": 100})
     async def test_a_frame_over_the_limit_is_too_large(self) -> None:
-        ws = await ws_connect()
+        ws = await connect()
         await ws.send_json_to({"action": "opendoc", "resource": "todos", "pad": "x" * 200})
         await self.assert_error(ws, "too_large")
         await ws.disconnect()
 
     async def test_the_default_limit_is_64_kib(self) -> None:
-        ws = await ws_connect()
+        ws = await connect()
         await ws.send_to(text_data='{"pad": "' + "x" * (64 * 1024) + '"}')
         await self.assert_error(ws, "too_large")
         await ws.disconnect()
 
     @override_settings(PAINTBRUSH={"MAX_ERRORS_PER_MINUTE": 3})
     async def test_a_client_that_floods_errors_is_closed(self) -> None:
-        ws = await ws_connect()
+        ws = await connect()
         for _ in range(3):
             await ws.send_to(text_data="{nope")
             self.assertEqual((await receive(ws))["error"], "bad_json")
@@ -115,10 +116,10 @@ class ErrorTests(TransactionTestCase):
 @override_settings(CHANNEL_LAYERS=IN_MEMORY)
 class HandshakeTests(TransactionTestCase):
     async def refused(self, headers: list[tuple[bytes, bytes]]) -> bool:
-        communicator = WebsocketCommunicator(application, "/ws", headers=headers)
-        connected, _ = await communicator.connect()
+        ws = WebsocketCommunicator(application, "/ws", headers=headers)
+        connected, _ = await ws.connect()
         if connected:
-            await communicator.disconnect()
+            await ws.disconnect()
         return not connected
 
     async def test_a_foreign_origin_is_refused(self) -> None:
@@ -135,12 +136,12 @@ class HandshakeTests(TransactionTestCase):
 class SubscriptionTests(TransactionTestCase):
     async def test_a_signed_in_user_may_subscribe_to_what_they_may_list(self) -> None:
         user = await sync_to_async(get_user_model().objects.create_user)("carol", password="pw")
-        ws = await ws_connect(user=user)
+        ws = await connect(user=user)
         self.assertEqual(await subscribe(ws, "products", snapshot=True), [])
         await ws.disconnect()
 
     async def test_opendoc_twice_is_answered_twice_and_subscribes_once(self) -> None:
-        ws = await ws_connect()
+        ws = await connect()
         await subscribe(ws, "todos")
         await subscribe(ws, "todos", snapshot=True)
         todo = await sync_to_async(Todo.objects.create)(title="once")
@@ -151,7 +152,7 @@ class SubscriptionTests(TransactionTestCase):
         await ws.disconnect()
 
     async def test_closedoc_of_a_resource_not_opened_is_answered_closed(self) -> None:
-        ws = await ws_connect()
+        ws = await connect()
         await ws.send_json_to({"action": "closedoc", "resource": "todos"})
         self.assertEqual(await receive(ws), {"type": "closed", "resource": "todos"})
         await ws.disconnect()
@@ -161,7 +162,7 @@ class SubscriptionTests(TransactionTestCase):
 
         from paintbrush.hub import get_hub
 
-        ws = await ws_connect()
+        ws = await connect()
         await subscribe(ws, "todos")
         await subscribe(ws, "checklists")
         hub = get_hub(get_channel_layer())
@@ -179,7 +180,7 @@ class SubscriptionTests(TransactionTestCase):
         await ws.disconnect()
 
     async def test_the_trailing_slash_of_the_socket_path_is_optional(self) -> None:
-        ws = await ws_connect("/ws/")
+        ws = await connect("/ws/")
         await subscribe(ws, "todos")
         await ws.disconnect()
 
@@ -187,7 +188,7 @@ class SubscriptionTests(TransactionTestCase):
 @override_settings(CHANNEL_LAYERS=IN_MEMORY)
 class HostileFrameTests(TransactionTestCase):
     async def test_deep_nesting_and_nan_are_bad_json_and_the_socket_stays_open(self) -> None:
-        ws = await ws_connect()
+        ws = await connect()
         for frame in ("[" * 990 + "]" * 990, '{"action": "opendoc", "resource": NaN}', "[Infinity]"):
             await ws.send_to(text_data=frame)
             answer = await receive(ws)
@@ -202,7 +203,7 @@ class LimitTests(TransactionTestCase):
     @override_settings(CHANNEL_LAYERS=IN_MEMORY, PAINTBRUSH={"SNAPSHOT_FRAME_BYTES": 2048})
     async def test_a_snapshot_over_the_frame_size_is_split_and_whole(self) -> None:
         await sync_to_async(Todo.objects.bulk_create)(Todo(title=f"{i:04} " + "x" * 150) for i in range(60))
-        ws = await ws_connect()
+        ws = await connect()
         await ws.send_json_to({"action": "opendoc", "resource": "todos", "snapshot": True})
         self.assertEqual(await receive(ws), {"type": "opened", "resource": "todos"})
         frames: list[dict[str, Any]] = []
@@ -219,24 +220,22 @@ class LimitTests(TransactionTestCase):
 
     @override_settings(CHANNEL_LAYERS=IN_MEMORY, PAINTBRUSH={"MAX_SOCKETS_PER_CLIENT": 2})
     async def test_sockets_past_the_per_client_limit_are_closed_4029(self) -> None:
-        first, second = await ws_connect(), await ws_connect()
-        third = WebsocketCommunicator(
-            application, "/ws", headers=[(b"host", b"localhost"), (b"origin", b"http://localhost")]
-        )
+        first, second = await connect(), await connect()
+        third = await communicator()
         await third.connect()
         self.assertEqual(
             await third.receive_output(timeout=5),
             {"type": "websocket.close", "code": 4029, "reason": "Too many sockets from this client."},
         )
         await first.disconnect()
-        fourth = await ws_connect()  # a place came free
+        fourth = await connect()  # a place came free
         await subscribe(fourth, "todos")
         for ws in (second, fourth):
             await ws.disconnect()
 
     @override_settings(CHANNEL_LAYERS=IN_MEMORY, PAINTBRUSH={"MAX_SUBSCRIPTIONS_PER_SOCKET": 1})
     async def test_subscriptions_past_the_per_socket_limit_are_limit_exceeded(self) -> None:
-        ws = await ws_connect()
+        ws = await connect()
         await subscribe(ws, "todos")
         await subscribe(ws, "todos")  # opening it again is not one more
         await ws.send_json_to({"action": "opendoc", "resource": "checklists"})
@@ -246,7 +245,7 @@ class LimitTests(TransactionTestCase):
     @override_settings(CHANNEL_LAYERS=IN_MEMORY, PAINTBRUSH={"SNAPSHOTS_PER_MINUTE": 2})
     @mock.patch.object(consumers, "_RATE_WINDOW", 1.0)
     async def test_snapshots_past_the_rate_are_rate_limited_and_resynced_later(self) -> None:
-        ws = await ws_connect()
+        ws = await connect()
         await subscribe(ws, "todos", snapshot=True)
         await subscribe(ws, "todos", snapshot=True)
         await ws.send_json_to({"action": "opendoc", "resource": "todos", "snapshot": True})

@@ -19,11 +19,11 @@ from paintbrush.documents import roles
 from paintbrush.documents.hub import DocHub
 from paintbrush.groups import access_group, document_group, role_group
 from paintbrush.hub import Hub
-from project.asgi import application
+from paintbrush.testing import communicator, connect, receive, session_cookie, subscribe
 from project.demo.models import Order, Product
 
 from .test_shop import make_shop
-from .utils import IN_MEMORY, receive, session_cookie, subscribe, ws_connect
+from .utils import IN_MEMORY
 
 User = get_user_model()
 
@@ -89,7 +89,7 @@ class DocumentPushTests(TransactionTestCase):
         self.admin, self.alice, self.bob, self.product = make_shop()
 
     async def doc_socket(self, user: Any) -> tuple[WebsocketCommunicator, dict[str, Any]]:
-        ws = await ws_connect("/ws/doc", user=user)
+        ws = await connect("/ws/doc", user=user)
         frame = await receive(ws)
         self.assertEqual(frame["type"], "doc")
         return ws, frame["doc"]
@@ -98,10 +98,7 @@ class DocumentPushTests(TransactionTestCase):
         return await sync_to_async(Order.objects.create)(user=user, product=self.product, **fields)
 
     async def test_a_signed_out_handshake_is_refused(self) -> None:
-        communicator = WebsocketCommunicator(
-            application, "/ws/doc", headers=[(b"host", b"localhost"), (b"origin", b"http://localhost")]
-        )
-        connected, _ = await communicator.connect()
+        connected, _ = await (await communicator("/ws/doc")).connect()
         self.assertFalse(connected)
 
     async def test_the_current_document_comes_at_once_then_one_after_each_change(self) -> None:
@@ -222,11 +219,11 @@ class DocumentPushTests(TransactionTestCase):
 
     async def test_more_sockets_of_a_group_reuse_its_current_document(self) -> None:
         cookie = await session_cookie(self.admin)
-        first = await ws_connect("/ws/doc", cookie=cookie)
+        first = await connect("/ws/doc", headers=[(b"cookie", cookie)])
         doc = await receive(first)
         admin_role = role_class("admin")
         with mock.patch.object(admin_role, "assemble", autospec=True, side_effect=admin_role.assemble) as assemble:
-            others = [await ws_connect("/ws/doc", cookie=cookie) for _ in range(5)]
+            others = [await connect("/ws/doc", headers=[(b"cookie", cookie)]) for _ in range(5)]
             for ws in others:
                 self.assertEqual(await receive(ws), doc)
         self.assertEqual(assemble.call_count, 0)
@@ -258,7 +255,7 @@ class DocumentPushTests(TransactionTestCase):
         self.assertEqual((hub.role_refs, hub.sockets, layer.groups), ({}, {}, {}))
 
     async def test_opendoc_doc_on_the_multiplexed_socket(self) -> None:
-        ws = await ws_connect(user=self.alice)
+        ws = await connect(user=self.alice)
         await subscribe(ws, "doc")
         self.assertEqual((await receive(ws))["doc"]["role"], "customer")
         order = await self.order(self.alice)
@@ -268,7 +265,7 @@ class DocumentPushTests(TransactionTestCase):
         await ws.disconnect()
 
     async def test_opendoc_doc_signed_out_is_forbidden(self) -> None:
-        ws = await ws_connect()
+        ws = await connect()
         await ws.send_json_to({"action": "opendoc", "resource": "doc"})
         self.assertEqual((await receive(ws))["error"], "forbidden")
         await ws.disconnect()

@@ -14,9 +14,10 @@ from django.db import transaction
 from django.test import Client, TransactionTestCase, override_settings
 
 from paintbrush import deltas, encoding
+from paintbrush.testing import connect, receive, subscribe
 from project.demo.models import Checklist, Todo
 
-from .utils import IN_MEMORY, receive, subscribe, ws_connect
+from .utils import IN_MEMORY
 
 
 @override_settings(CHANNEL_LAYERS=IN_MEMORY)
@@ -27,7 +28,7 @@ class EventTests(TransactionTestCase):
         return response.json()
 
     async def test_create_event_carries_the_item_as_rest_renders_it(self) -> None:
-        ws = await ws_connect()
+        ws = await connect()
         await subscribe(ws, "todos")
         item = await self.post("/api/todos", {"title": "milk"})
         event = await receive(ws)
@@ -38,7 +39,7 @@ class EventTests(TransactionTestCase):
 
     async def test_update_event_holds_only_changed_fields_and_the_new_version(self) -> None:
         todo = await sync_to_async(Todo.objects.create)(title="milk")
-        ws = await ws_connect()
+        ws = await connect()
         await subscribe(ws, "todos")
         response = await self.async_client.put(
             f"/api/todos/{todo.pk}", {"title": "milk", "done": True}, content_type="application/json"
@@ -54,7 +55,7 @@ class EventTests(TransactionTestCase):
         todo = await sync_to_async(Todo.objects.create)(title="milk")
         todo.done = True
         await sync_to_async(todo.save)()
-        ws = await ws_connect()
+        ws = await connect()
         await subscribe(ws, "todos")
         response = await self.async_client.delete(f"/api/todos/{todo.pk}/")
         self.assertEqual(response.status_code, 204)
@@ -63,7 +64,7 @@ class EventTests(TransactionTestCase):
 
     async def test_a_save_that_changes_nothing_publishes_nothing_and_keeps_the_version(self) -> None:
         todo = await sync_to_async(Todo.objects.create)(title="milk")
-        ws = await ws_connect()
+        ws = await connect()
         await subscribe(ws, "todos")
         await sync_to_async(todo.save)()  # no change
         todo.title = "oat milk"
@@ -82,7 +83,7 @@ class EventTests(TransactionTestCase):
         await ws.disconnect()
 
     async def test_a_rolled_back_transaction_publishes_nothing(self) -> None:
-        ws = await ws_connect()
+        ws = await connect()
         await subscribe(ws, "todos")
 
         def rolled_back() -> None:
@@ -98,7 +99,7 @@ class EventTests(TransactionTestCase):
         await ws.disconnect()
 
     async def test_events_are_sent_after_commit_not_at_save(self) -> None:
-        ws = await ws_connect()
+        ws = await connect()
         await subscribe(ws, "todos")
         layer = get_channel_layer()
         sent_inside: list[bool] = []
@@ -117,7 +118,7 @@ class EventTests(TransactionTestCase):
 
     async def test_a_save_with_update_fields_bumps_and_publishes(self) -> None:
         todo = await sync_to_async(Todo.objects.create)(title="milk")
-        ws = await ws_connect()
+        ws = await connect()
         await subscribe(ws, "todos")
         todo.done = True
         await sync_to_async(todo.save)(update_fields=["done"])
@@ -129,7 +130,7 @@ class EventTests(TransactionTestCase):
     async def test_a_save_through_the_django_admin_publishes(self) -> None:
         todo = await sync_to_async(Todo.objects.create)(title="milk")
         admin = await sync_to_async(get_user_model().objects.create_superuser)("root", "r@example.com", "pw")
-        ws = await ws_connect()
+        ws = await connect()
         await subscribe(ws, "todos")
 
         def save_in_admin() -> int:
@@ -145,7 +146,7 @@ class EventTests(TransactionTestCase):
         await ws.disconnect()
 
     async def test_closedoc_stops_that_resource_only(self) -> None:
-        ws = await ws_connect()
+        ws = await connect()
         await subscribe(ws, "todos")
         await subscribe(ws, "checklists")
         await ws.send_json_to({"action": "closedoc", "resource": "todos"})
@@ -157,7 +158,7 @@ class EventTests(TransactionTestCase):
         await ws.disconnect()
 
     async def test_resources_are_isolated_from_each_other(self) -> None:
-        ws = await ws_connect()
+        ws = await connect()
         await subscribe(ws, "checklists")
         await sync_to_async(Todo.objects.create)(title="other resource")
         checklist = await sync_to_async(Checklist.objects.create)(title="mine")
@@ -169,13 +170,13 @@ class EventTests(TransactionTestCase):
         await sync_to_async(Todo.objects.create)(title="one")
         await sync_to_async(Todo.objects.create)(title="two")
         listed = (await self.async_client.get("/api/todos")).json()
-        ws = await ws_connect()
+        ws = await connect()
         items = await subscribe(ws, "todos", snapshot=True)
         self.assertEqual(items, listed)
         await ws.disconnect()
 
     async def test_two_sockets_both_receive(self) -> None:
-        first, second = await ws_connect(), await ws_connect()
+        first, second = await connect(), await connect()
         await subscribe(first, "todos")
         await subscribe(second, "todos")
         item = await self.post("/api/todos", {"title": "shared"})
@@ -185,7 +186,7 @@ class EventTests(TransactionTestCase):
         await second.disconnect()
 
     async def test_one_write_is_rendered_and_encoded_once_whatever_the_subscribers(self) -> None:
-        sockets = [await ws_connect() for _ in range(40)]
+        sockets = [await connect() for _ in range(40)]
         for ws in sockets:
             await subscribe(ws, "todos")
         layer = get_channel_layer()
@@ -206,7 +207,7 @@ class EventTests(TransactionTestCase):
 
     async def test_an_update_renders_before_and_after_once_and_encodes_once(self) -> None:
         todo = await sync_to_async(Todo.objects.create)(title="x")
-        sockets = [await ws_connect() for _ in range(10)]
+        sockets = [await connect() for _ in range(10)]
         for ws in sockets:
             await subscribe(ws, "todos")
         todo.done = True
@@ -222,7 +223,7 @@ class EventTests(TransactionTestCase):
             await ws.disconnect()
 
     async def test_nothing_stays_in_the_channel_layer_after_the_last_socket_leaves(self) -> None:
-        ws = await ws_connect()
+        ws = await connect()
         await subscribe(ws, "todos")
         await subscribe(ws, "checklists")
         layer = get_channel_layer()
@@ -236,7 +237,7 @@ class BurstTests(TransactionTestCase):
     async def test_a_burst_larger_than_the_layer_capacity_loses_no_event(self) -> None:
         # The in-memory layer's default capacity is 100 messages per channel; it drops
         # silently beyond. The hub drains its channel into a local queue at once.
-        sockets = [await ws_connect() for _ in range(20)]
+        sockets = [await connect() for _ in range(20)]
         for ws in sockets:
             await subscribe(ws, "todos")
 

@@ -4,13 +4,12 @@ read-only fields, bad bodies, ETag and If-Match."""
 from __future__ import annotations
 
 from typing import Any
-from unittest import mock
 
 from django.db import connection
 from django.test import TestCase
 from django.test.utils import CaptureQueriesContext
 
-from paintbrush import broadcast
+from paintbrush.testing import capture_events
 from project.demo.models import Note, Todo
 
 
@@ -76,6 +75,22 @@ class RestTests(TestCase):
         self.assertEqual((response.json()["title"], response.json()["done"]), ("keep me", True))
         self.assertEqual(response["ETag"], '"2"')
 
+    def test_each_write_publishes_one_event_with_what_it_changed(self) -> None:
+        with capture_events() as events:
+            created = self.post("/api/todos", {"title": "milk"}).json()
+            path = f"/api/todos/{created['id']}"
+            self.client.put(path, {"title": "milk", "done": True}, content_type="application/json")
+            self.client.patch(path, {"done": True}, content_type="application/json")  # no change
+            self.client.delete(path)
+        self.assertEqual(
+            events,
+            [
+                {"resource": "todos", "action": "create", "item": created},
+                {"resource": "todos", "action": "update", "id": created["id"], "fields": {"done": True}, "version": 2},
+                {"resource": "todos", "action": "delete", "id": created["id"], "version": 3},
+            ],
+        )
+
     def test_patch_is_the_same_as_put(self) -> None:
         todo = Todo.objects.create(title="a")
         response = self.client.patch(f"/api/todos/{todo.pk}", {"title": "b"}, content_type="application/json")
@@ -117,7 +132,7 @@ class RestTests(TestCase):
         todo = Todo.objects.create(title="a")
         todo.title = "b"
         todo.save()  # now at version 2
-        with self.captureOnCommitCallbacks(execute=True) as callbacks:
+        with capture_events() as events:
             for method in (self.client.put, self.client.patch):
                 response = method(
                     f"/api/todos/{todo.pk}",
@@ -128,7 +143,7 @@ class RestTests(TestCase):
                 self.assertEqual(response.status_code, 412)
             response = self.client.delete(f"/api/todos/{todo.pk}", headers={"If-Match": '"1"'})
             self.assertEqual(response.status_code, 412)
-        self.assertEqual(callbacks, [])
+        self.assertEqual(events.messages, [])
         todo.refresh_from_db()
         self.assertEqual((todo.title, todo.version), ("b", 2))
 
@@ -155,10 +170,7 @@ class RestTests(TestCase):
             ("post", "/api/todos", "", "application/json", 400),
             ("put", f"/api/todos/{todo.pk}", "", "text/plain", 415),
         ]
-        with (
-            mock.patch.object(broadcast, "send") as send,
-            self.captureOnCommitCallbacks(execute=True),
-        ):
+        with capture_events() as events:
             for method, path, body, content_type, status in cases:
                 with self.subTest(method=method, body=body):
                     # CONTENT_TYPE also for empty bodies, which the test client would send without one.
@@ -167,7 +179,7 @@ class RestTests(TestCase):
                     )
                     self.assertEqual(response.status_code, status)
                     self.assertTrue(response.json(), "a clear message is expected")
-        send.assert_not_called()
+        self.assertEqual(events.messages, [])
         self.assertEqual(Todo.objects.count(), 1)
         todo.refresh_from_db()
         self.assertEqual((todo.title, todo.version), ("a", 1))

@@ -10,9 +10,10 @@ from asgiref.sync import sync_to_async
 from django.contrib.auth import get_user_model
 from django.test import TestCase, TransactionTestCase, override_settings
 
+from paintbrush.testing import connect, receive, subscribe
 from project.demo.models import Order, Product
 
-from .utils import IN_MEMORY, receive, subscribe, ws_connect
+from .utils import IN_MEMORY
 
 User = get_user_model()
 
@@ -143,14 +144,14 @@ class OrderEventTests(TransactionTestCase):
         return await sync_to_async(Order.objects.create)(user=user, product=self.product, **fields)
 
     async def test_a_signed_out_socket_may_not_subscribe_to_shop_resources(self) -> None:
-        ws = await ws_connect()
+        ws = await connect()
         for name in ("orders", "products"):
             await ws.send_json_to({"action": "opendoc", "resource": name})
             self.assertEqual((await receive(ws))["error"], "forbidden")
         await ws.disconnect()
 
     async def test_a_customer_receives_events_about_their_own_orders_only(self) -> None:
-        alice, staff = await ws_connect(user=self.alice), await ws_connect(user=self.admin)
+        alice, staff = await connect(user=self.alice), await connect(user=self.admin)
         self.assertEqual(await subscribe(alice, "orders", snapshot=True), [])
         await subscribe(staff, "orders")
         theirs = await self.order(self.bob)
@@ -174,14 +175,14 @@ class OrderEventTests(TransactionTestCase):
     async def test_a_customers_snapshot_lists_only_their_orders(self) -> None:
         mine = await self.order(self.alice)
         await self.order(self.bob)
-        alice = await ws_connect(user=self.alice)
+        alice = await connect(user=self.alice)
         items = await subscribe(alice, "orders", snapshot=True)
         self.assertEqual([i["id"] for i in items], [mine.pk])
         await alice.disconnect()
 
     async def test_an_order_handed_to_another_user_is_a_delete_for_one_and_a_create_for_the_other(self) -> None:
         order = await self.order(self.alice)
-        alice, bob = await ws_connect(user=self.alice), await ws_connect(user=self.bob)
+        alice, bob = await connect(user=self.alice), await connect(user=self.bob)
         await subscribe(alice, "orders")
         await subscribe(bob, "orders")
         order.user = self.bob
@@ -197,7 +198,7 @@ class OrderEventTests(TransactionTestCase):
         stale = await sync_to_async(Order.objects.get)(pk=order.pk)  # still alice's
         order.user = self.bob
         await sync_to_async(order.save)()
-        alice, bob = await ws_connect(user=self.alice), await ws_connect(user=self.bob)
+        alice, bob = await connect(user=self.alice), await connect(user=self.bob)
         await subscribe(alice, "orders")
         await subscribe(bob, "orders")
         await sync_to_async(stale.delete)()
@@ -210,14 +211,14 @@ class OrderEventTests(TransactionTestCase):
         await bob.disconnect()
 
     async def test_a_user_whose_access_changes_is_disconnected_and_reconnects_under_the_new_rules(self) -> None:
-        staff = await ws_connect(user=self.admin)
+        staff = await connect(user=self.admin)
         await subscribe(staff, "orders")
         self.admin.is_staff = False
         await sync_to_async(self.admin.save)()
         self.assertEqual(await staff.receive_output(timeout=5), {"type": "websocket.close", "code": 4003})
         await staff.disconnect()
         # Reconnected, the former staff user sees only their own orders.
-        again = await ws_connect(user=self.admin)
+        again = await connect(user=self.admin)
         self.assertEqual(await subscribe(again, "orders", snapshot=True), [])
         await sync_to_async(Order.objects.create)(user=self.bob, product=self.product)
         mine = await self.order(self.admin)
@@ -252,7 +253,7 @@ class OrderEventTests(TransactionTestCase):
 
         from paintbrush.hub import get_hub
 
-        alice, admin = await ws_connect(user=self.alice), await ws_connect(user=self.admin)
+        alice, admin = await connect(user=self.alice), await connect(user=self.admin)
         await subscribe(alice, "orders")
         await subscribe(admin, "orders")
         # Demoted while the channel layer was down: no notice ever reaches the socket.
@@ -270,7 +271,7 @@ class OrderEventTests(TransactionTestCase):
     async def test_signing_out_closes_the_users_sockets(self) -> None:
         from django.contrib.auth import user_logged_out
 
-        ws = await ws_connect(user=self.alice)
+        ws = await connect(user=self.alice)
         await subscribe(ws, "orders")
         await sync_to_async(user_logged_out.send)(sender=type(self.alice), request=None, user=self.alice)
         self.assertEqual(await ws.receive_output(timeout=5), {"type": "websocket.close", "code": 4003})
@@ -291,14 +292,14 @@ class OrderEventTests(TransactionTestCase):
             lambda: self.alice.user_permissions.add(permission),
             self.alice.delete,
         ):
-            ws = await ws_connect(user=self.alice)
+            ws = await connect(user=self.alice)
             await subscribe(ws, "orders")
             await sync_to_async(change)()
             self.assertEqual(await ws.receive_output(timeout=5), {"type": "websocket.close", "code": 4003})
             await ws.disconnect()
 
     async def test_a_save_that_keeps_the_users_access_keeps_the_socket(self) -> None:
-        ws = await ws_connect(user=self.alice)
+        ws = await connect(user=self.alice)
         await subscribe(ws, "orders")
         self.alice.email = "new@example.com"
         await sync_to_async(self.alice.save)()
