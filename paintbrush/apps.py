@@ -20,6 +20,9 @@ class PaintbrushConfig(AppConfig):
         checks.register(pb_checks.check_resources, "paintbrush")
         checks.register(pb_checks.check_roles, "paintbrush")
         checks.register(pb_checks.check_channel_layer, "paintbrush")
+        checks.register(pb_checks.check_installed_apps, "paintbrush")
+        checks.register(pb_checks.check_asgi_application, "paintbrush")
+        checks.register(pb_checks.check_anonymous_access, "paintbrush")
         # Every write is observed once, by paintbrush.writes, which hands it to these.
         writes.observers[:] = [EventPublisher(), DocumentNotices(), access.AccessNotices()]
         writes.connect()

@@ -11,9 +11,13 @@ request.
 ``paintbrush.E005``  a ``PAINTBRUSH`` setting is unknown or has a bad value
 ``paintbrush.E007``  one model is registered as two resources
 ``paintbrush.E008``  a role's name is empty, not usable in a group name, or taken twice
+``paintbrush.E009``  ``daphne``, ``channels`` or ``rest_framework`` is missing from ``INSTALLED_APPS``
+``paintbrush.E010``  ``ASGI_APPLICATION`` is unset or cannot be imported
+``paintbrush.E011``  the ASGI application routes no WebSocket, though resources or roles are live
 ``paintbrush.W001``  rows are filtered (``get_queryset``, or the viewset's) but event keys are not
 ``paintbrush.W002``  a channels-redis host without a ``socket_timeout`` above its 5 s blocking receive
 ``paintbrush.W003``  a live model's default manager does not make ``LiveQuerySet``s (bulk writes would not publish)
+``paintbrush.W004``  anonymous users may write a resource by DRF's default permissions, which nobody chose for it
 =================  ============================================================
 
 (``paintbrush.E006`` is retired: ``notify`` is a bool and the topic is the name.)
@@ -24,10 +28,12 @@ from __future__ import annotations
 import re
 from collections import Counter
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 
 from django.conf import settings
 from django.core.checks import CheckMessage, Error, Warning
+from django.utils.module_loading import import_string
+from rest_framework.permissions import BasePermission
 
 from .bulk import LiveQuerySet
 from .documents.roles import ROLE_NAME, RoleRegistry, roles
@@ -229,3 +235,165 @@ def check_settings(**kwargs: Any) -> list[CheckMessage]:
         if isinstance(value, bool) or not valid(value):
             errors.append(Error(f"PAINTBRUSH[{key!r}] must be {expected}, not {value!r}.", id="paintbrush.E005"))
     return errors
+
+
+# -- the project around Paintbrush --------------------------------------------------------
+
+#: Apps Paintbrush needs in INSTALLED_APPS, with what goes wrong without each.
+_REQUIRED_APPS: dict[str, tuple[str, str]] = {
+    "daphne": (
+        "runserver serves WSGI only: /ws answers 404.",
+        'Put "daphne" first in INSTALLED_APPS (before django.contrib.staticfiles): its runserver '
+        "serves the ASGI application, HTTP and WebSocket.",
+    ),
+    "channels": (
+        "Paintbrush's WebSocket side is built on Channels.",
+        'Add "channels" to INSTALLED_APPS.',
+    ),
+    "rest_framework": (
+        "DRF's browsable API cannot find its templates: /api/ answers 500 in a browser.",
+        'Add "rest_framework" to INSTALLED_APPS.',
+    ),
+}
+
+
+def check_installed_apps(**kwargs: Any) -> list[CheckMessage]:
+    from django.apps import apps
+
+    return [
+        Error(f"{name!r} is not in INSTALLED_APPS: {why}", hint=hint, id="paintbrush.E009")
+        for name, (why, hint) in _REQUIRED_APPS.items()
+        if not apps.is_installed(name)
+    ]
+
+
+_ASGI_HINT = (
+    'Set ASGI_APPLICATION = "myproject.asgi.application", the ProtocolTypeRouter of your asgi.py '
+    '(README, "Add Paintbrush to your project").'
+)
+
+
+def check_asgi_application(
+    registry: ResourceRegistry | None = None, role_registry: RoleRegistry | None = None, **kwargs: Any
+) -> list[CheckMessage]:
+    path = getattr(settings, "ASGI_APPLICATION", None)
+    if not path:
+        return [
+            Error(
+                "ASGI_APPLICATION is not set: runserver and daphne have no application that serves /ws.",
+                hint=_ASGI_HINT,
+                id="paintbrush.E010",
+            )
+        ]
+    try:
+        # Imported here, as runserver imports it, never at module level: the project's
+        # asgi.py sets Django up and imports Paintbrush's consumers. The apps are ready
+        # by now, so an import that fails here fails under every server too.
+        application = import_string(path)
+    except Exception as exc:
+        return [
+            Error(
+                f"ASGI_APPLICATION {path!r} cannot be imported: {type(exc).__name__}: {exc}",
+                hint=_ASGI_HINT,
+                id="paintbrush.E010",
+            )
+        ]
+    registry = registry or site
+    role_registry = role_registry or roles
+    if not (any(r.live for r in registry.registrations) or role_registry.roles):
+        return []
+    if _routes_no_websocket(application):
+        return [
+            Error(
+                f"ASGI_APPLICATION {path!r} routes no WebSocket: live resources and role documents "
+                "cannot be subscribed to (/ws answers 404 or is refused).",
+                hint='Make it a channels ProtocolTypeRouter with a "websocket" entry routing '
+                "paintbrush.routing.websocket_urlpatterns (README, asgi.py).",
+                id="paintbrush.E011",
+            )
+        ]
+    return []
+
+
+def _routes_no_websocket(application: Any) -> bool:
+    # Only what is certain: Django's own handler, or a router without a "websocket"
+    # entry. An application wrapped in middleware we do not know is given the benefit
+    # of the doubt.
+    from channels.routing import ProtocolTypeRouter
+    from django.core.handlers.asgi import ASGIHandler
+
+    if isinstance(application, ASGIHandler):
+        return True
+    return isinstance(application, ProtocolTypeRouter) and "websocket" not in application.application_mapping
+
+
+# -- who may use a resource ---------------------------------------------------------------
+
+_WRITES = (("POST", "create"), ("PUT", "update"), ("PATCH", "partial_update"), ("DELETE", "destroy"))
+
+
+def check_anonymous_access(registry: ResourceRegistry | None = None, **kwargs: Any) -> list[CheckMessage]:
+    """Without ``REST_FRAMEWORK["DEFAULT_PERMISSION_CLASSES"]``, DRF lets anyone do
+    anything (``AllowAny``): a resource that chose no permissions of its own is then
+    writable, and live ones subscribable, by anonymous users. Chosen permissions, even
+    ``[AllowAny]``, are the project's word and pass."""
+    from rest_framework.settings import api_settings
+
+    registry = registry or site
+    # The stubs type the setting as its strings; DRF's accessor has imported them.
+    defaults = cast("list[type[BasePermission]]", list(api_settings.DEFAULT_PERMISSION_CLASSES))
+    messages: list[CheckMessage] = []
+    for resource in registry.registrations:
+        if _chose_permissions(resource):
+            continue
+        writes = any(_anonymous_may(resource, defaults, method, action) for method, action in _WRITES)
+        if not writes:
+            continue
+        reads = _anonymous_may(resource, defaults, "GET", "list")
+        what = ("read, subscribe to and change" if resource.live else "read and change") if reads else "change"
+        names = ", ".join(p.__name__ for p in defaults) or "no permission classes at all"
+        messages.append(
+            Warning(
+                f"Anonymous users may {what} resource {resource.name!r}: it takes DRF's "
+                f"DEFAULT_PERMISSION_CLASSES ({names}), which nobody chose for it.",
+                hint='Set REST_FRAMEWORK = {"DEFAULT_PERMISSION_CLASSES": '
+                '["rest_framework.permissions.IsAuthenticated"]}, or give the resource permission_classes '
+                "(permission_classes=[AllowAny] if anonymous writes are intended).",
+                obj=resource,
+                id="paintbrush.W004",
+            )
+        )
+    return messages
+
+
+def _chose_permissions(resource: Resource) -> bool:
+    if resource.permission_classes is not None:
+        return True
+    for klass in (resource.viewset_class or LiveModelViewSet).__mro__:
+        if klass is LiveModelViewSet:
+            break
+        if "permission_classes" in vars(klass) or "get_permissions" in vars(klass):
+            return True
+    return False
+
+
+def _anonymous_may(
+    resource: Resource, permission_classes: list[type[BasePermission]], method: str, action: str
+) -> bool:
+    from django.contrib.auth.models import AnonymousUser
+    from django.http import HttpRequest
+    from rest_framework.request import Request
+
+    http = HttpRequest()
+    http.method = method
+    http.path = f"/api/{resource.name}"
+    http.user = AnonymousUser()
+    request = Request(http)
+    request.user = http.user
+    try:
+        view = resource.get_viewset()(action=action, request=request, args=(), kwargs={}, format_kwarg=None)
+        return all(permission().has_permission(request, view) for permission in permission_classes)
+    except Exception:
+        # A permission that needs more than a request (the database, a row) to decide:
+        # it decides something, so it is not DRF's AllowAny.
+        return False

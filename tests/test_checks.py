@@ -5,15 +5,22 @@ from __future__ import annotations
 from typing import Any
 from unittest import mock
 
+from channels.routing import ProtocolTypeRouter
+from django.core.handlers.asgi import ASGIHandler
 from django.core.management import call_command
 from django.db import models
 from django.test import SimpleTestCase, override_settings
+from rest_framework import permissions
 
 from paintbrush import checks, documents
 from paintbrush.documents.roles import RoleRegistry
 from paintbrush.resources import Resource, ResourceRegistry
 from paintbrush.views import LiveModelViewSet
 from project.demo.models import Checklist, Note, Todo
+
+#: ASGI applications for paintbrush.E011, named by ASGI_APPLICATION below.
+DJANGO_ONLY = ASGIHandler()
+HTTP_ONLY = ProtocolTypeRouter({"http": DJANGO_ONLY})
 
 
 def ids(messages: list[Any]) -> list[str]:
@@ -119,3 +126,77 @@ class RedisTimeoutCheckTests(SimpleTestCase):
         self.assertEqual(self.check(["redis://127.0.0.1:6379"]), ["paintbrush.W002"])
         self.assertEqual(self.check([{"address": "redis://127.0.0.1:6379", "socket_timeout": 5}]), ["paintbrush.W002"])
         self.assertEqual(self.check([{"address": "redis://127.0.0.1:6379", "socket_timeout": 30}]), [])
+
+
+class ProjectCheckTests(SimpleTestCase):
+    """The project around Paintbrush: its apps and its ASGI application."""
+
+    def test_e009_daphne_channels_or_rest_framework_missing_from_installed_apps(self) -> None:
+        self.assertEqual(checks.check_installed_apps(), [])
+        missing = {"daphne", "channels", "rest_framework"}
+        with mock.patch("django.apps.apps.is_installed", lambda name: name not in missing):
+            messages = checks.check_installed_apps()
+        self.assertEqual(ids(messages), ["paintbrush.E009"] * 3)
+        self.assertEqual([m.msg.split()[0] for m in messages], ["'daphne'", "'channels'", "'rest_framework'"])
+        self.assertIn("first", str(messages[0].hint))
+
+    def test_e010_asgi_application_unset_or_not_importable(self) -> None:
+        self.assertEqual(checks.check_asgi_application(), [])  # the demo's project.asgi
+        with override_settings(ASGI_APPLICATION=None):
+            messages = checks.check_asgi_application()
+        self.assertEqual(ids(messages), ["paintbrush.E010"])
+        self.assertIn("not set", messages[0].msg)
+        with override_settings(ASGI_APPLICATION="tests.test_checks.NO_SUCH_APPLICATION"):
+            messages = checks.check_asgi_application()
+        self.assertEqual(ids(messages), ["paintbrush.E010"])
+        self.assertIn("cannot be imported: ImportError", messages[0].msg)
+
+    def test_e011_an_asgi_application_without_websocket_routes(self) -> None:
+        live = ResourceRegistry()
+        live.register(Todo, name="todos", notify=True)
+        for path in ("tests.test_checks.DJANGO_ONLY", "tests.test_checks.HTTP_ONLY"):
+            with self.subTest(path), override_settings(ASGI_APPLICATION=path):
+                self.assertEqual(ids(checks.check_asgi_application(live, RoleRegistry())), ["paintbrush.E011"])
+                # Nothing live, no roles: nothing needs a socket.
+                self.assertEqual(checks.check_asgi_application(ResourceRegistry(), RoleRegistry()), [])
+
+
+class AnonymousAccessCheckTests(SimpleTestCase):
+    def check(self, model: Any = Todo, **options: Any) -> list[Any]:
+        registry = ResourceRegistry()
+        registry.register(model, **{"name": "items", "notify": model is Todo, **options})
+        return checks.check_anonymous_access(registry)
+
+    @override_settings(REST_FRAMEWORK={})
+    def test_w004_drf_default_allow_any_lets_anonymous_users_write(self) -> None:
+        messages = self.check()
+        self.assertEqual(ids(messages), ["paintbrush.W004"])
+        self.assertIn("Anonymous users may read, subscribe to and change resource 'items'", messages[0].msg)
+        self.assertIn("(AllowAny)", messages[0].msg)
+        self.assertIn("DEFAULT_PERMISSION_CLASSES", str(messages[0].hint))
+        self.assertIn("may read and change resource", self.check(Note)[0].msg)  # REST only: no subscribing
+
+    @override_settings(REST_FRAMEWORK={})
+    def test_permissions_the_resource_chose_pass_even_allow_any(self) -> None:
+        self.assertEqual(self.check(permission_classes=[permissions.AllowAny]), [])
+
+        class Open(LiveModelViewSet):
+            permission_classes = [permissions.AllowAny]
+
+        self.assertEqual(self.check(viewset_class=Open), [])
+
+    def test_project_defaults_that_keep_anonymous_users_from_writing_pass(self) -> None:
+        for default in ("IsAuthenticated", "IsAuthenticatedOrReadOnly", "DjangoModelPermissionsOrAnonReadOnly"):
+            with (
+                self.subTest(default),
+                override_settings(
+                    REST_FRAMEWORK={"DEFAULT_PERMISSION_CLASSES": [f"rest_framework.permissions.{default}"]}
+                ),
+            ):
+                self.assertEqual(self.check(), [])
+
+    @override_settings(REST_FRAMEWORK={"DEFAULT_PERMISSION_CLASSES": []})
+    def test_w004_no_permission_classes_at_all(self) -> None:
+        messages = self.check()
+        self.assertEqual(ids(messages), ["paintbrush.W004"])
+        self.assertIn("no permission classes at all", messages[0].msg)

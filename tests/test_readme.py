@@ -1,0 +1,346 @@
+"""
+The README's "Add Paintbrush to your project", followed as a new user follows it: a
+throwaway project is built from the README's own code blocks (never copies of them),
+checked, served by Daphne, and a socket subscribed to it receives the event of a change.
+
+A block the test takes is marked by the comment before it:
+
+    <!-- commands -->                                 run each line, in the project directory
+    <!-- file: myproject/settings.py (append) -->     add to the end of the file
+    <!-- file: myproject/asgi.py (replace) -->        the whole file, which exists already
+    <!-- file: myapp/live.py (create) -->             a new file
+    <!-- file: myproject/settings.py (append, redis) -->  only in the Redis variant
+
+Paintbrush is importable in the project through ``PYTHONPATH`` (a directory holding a
+link to this checkout's ``paintbrush``), as if installed. The Redis variant runs when
+``PAINTBRUSH_TEST_REDIS_URL`` names a Redis server.
+"""
+
+from __future__ import annotations
+
+import http.cookiejar
+import json
+import os
+import re
+import shlex
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import tomllib
+import unittest
+import urllib.error
+import urllib.parse
+import urllib.request
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from django.test import SimpleTestCase
+from websockets.sync.client import ClientConnection, connect
+from websockets.typing import Origin
+
+import paintbrush
+from tests.servers import free_port
+
+ROOT = Path(__file__).resolve().parent.parent
+README = ROOT / "README.md"
+REDIS_URL = os.environ.get("PAINTBRUSH_TEST_REDIS_URL")
+#: The Redis address the README's block names; the test's server takes its place.
+README_REDIS_ADDRESS = "redis://127.0.0.1:6379/0"
+USER, PASSWORD = "admin", "a-password-for-the-test"
+
+_BLOCK = re.compile(
+    r"^<!-- (?:(?P<commands>commands)|file: (?P<path>\S+) \((?P<how>[^)]*)\)) -->\n```\w*\n(?P<body>.*?)^```$",
+    re.MULTILINE | re.DOTALL,
+)
+
+
+@dataclass(frozen=True)
+class Step:
+    """One marked block of the README."""
+
+    body: str
+    path: str | None = None  # None: commands
+    action: str = ""  # append, replace or create
+    variant: str | None = None
+
+
+def readme_steps(text: str) -> list[Step]:
+    steps = []
+    for match in _BLOCK.finditer(text):
+        if match["commands"]:
+            steps.append(Step(match["body"]))
+            continue
+        action, _, variant = (part.strip() for part in match["how"].partition(","))
+        if action not in {"append", "replace", "create"}:
+            raise ValueError(f"README: unknown action {action!r} for {match['path']}")
+        steps.append(Step(match["body"], match["path"], action, variant or None))
+    return steps
+
+
+def _command(line: str) -> list[str] | None:
+    """A README command line as the test runs it; None for the ones it replaces."""
+    words = shlex.split(line, comments=True)
+    if not words:
+        return None
+    if words[0] == "django-admin":
+        return [sys.executable, "-m", "django", *words[1:]]
+    if words[:2] != ["python", "manage.py"]:
+        raise AssertionError(f"README: a command the test cannot run: {line!r}")
+    if words[2] == "runserver":
+        return None  # the tests serve the project with Daphne, as production does
+    if words[2] == "createsuperuser":
+        return [sys.executable, "manage.py", "createsuperuser", "--noinput"]  # DJANGO_SUPERUSER_* below
+    return [sys.executable, "manage.py", *words[2:]]
+
+
+class ReadmeProject:
+    """A project built in a temporary directory by following the README."""
+
+    def __init__(self) -> None:
+        self.tmp = Path(tempfile.mkdtemp(prefix="paintbrush-readme-"))
+        self.dir = self.tmp / "project"
+        self.dir.mkdir()
+        site = self.tmp / "site"
+        site.mkdir()
+        (site / "paintbrush").symlink_to(ROOT / "paintbrush")
+        # The user's environment, not the demo's: no DJANGO_SETTINGS_MODULE, no test
+        # settings of this suite.
+        self.env = {
+            key: value
+            for key, value in os.environ.items()
+            if not key.startswith(("DJANGO_", "PAINTBRUSH_")) and key not in {"DATABASE_URL", "REDIS_URL"}
+        }
+        self.env |= {
+            "PYTHONPATH": str(site),
+            "DJANGO_SUPERUSER_USERNAME": USER,
+            "DJANGO_SUPERUSER_PASSWORD": PASSWORD,
+            "DJANGO_SUPERUSER_EMAIL": "admin@example.com",
+        }
+        self.outputs: dict[str, str] = {}
+        self.variants: dict[str, list[Step]] = {}
+
+    def build(self, steps: list[Step]) -> None:
+        for step in steps:
+            if step.variant:
+                self.variants.setdefault(step.variant, []).append(step)
+            elif step.path is None:
+                for line in step.body.splitlines():
+                    command = _command(line)
+                    if command is not None:
+                        self.outputs[line.split("#")[0].strip()] = self.run(command)
+            else:
+                self.write(step, self.dir / step.path)
+
+    def write(self, step: Step, target: Path) -> None:
+        exists = target.exists()
+        if exists != (step.action in {"append", "replace"}):
+            raise AssertionError(f"README: {step.action} {step.path}, which {'exists' if exists else 'does not exist'}")
+        if step.action == "append":
+            with target.open("a") as file:
+                file.write(f"\n\n{step.body}")
+        else:
+            target.write_text(step.body)
+
+    def run(self, command: list[str], settings: str | None = None) -> str:
+        env = self.env | ({"DJANGO_SETTINGS_MODULE": settings} if settings else {})
+        done = subprocess.run(command, cwd=self.dir, env=env, capture_output=True, text=True, timeout=60, check=False)
+        if done.returncode:
+            raise AssertionError(f"{shlex.join(command[1:])} failed:\n{done.stdout}\n{done.stderr}")
+        return done.stdout + done.stderr
+
+    def settings_variant(self, variant: str, substitute: dict[str, str] | None = None, extra: str = "") -> str:
+        """A settings module: myproject/settings.py with the variant's blocks appended
+        (``substitute``: text replaced in them, each of which must occur)."""
+        text = (self.dir / "myproject" / "settings.py").read_text()
+        for step in self.variants[variant]:
+            body = step.body
+            for old, new in (substitute or {}).items():
+                assert old in body, f"README: the {variant} block no longer holds {old!r}"
+                body = body.replace(old, new)
+            text += f"\n\n{body}"
+        text += extra
+        (self.dir / "myproject" / f"settings_{variant}.py").write_text(text)
+        return f"myproject.settings_{variant}"
+
+    def close(self) -> None:
+        shutil.rmtree(self.tmp, ignore_errors=True)
+
+
+class Server:
+    """``python -m daphne myproject.asgi:application`` in the project, on a free port."""
+
+    def __init__(self, project: ReadmeProject, settings: str | None = None) -> None:
+        self.port = free_port()
+        self.origin = f"http://127.0.0.1:{self.port}"
+        self.log = project.tmp / f"daphne-{self.port}.log"
+        env = project.env | ({"DJANGO_SETTINGS_MODULE": settings} if settings else {})
+        app = "myproject.asgi:application"
+        command = [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(self.port), app]
+        with self.log.open("wb") as log:
+            self.process = subprocess.Popen(command, cwd=project.dir, env=env, stdout=log, stderr=subprocess.STDOUT)
+        jar = http.cookiejar.CookieJar()
+        self.jar = jar
+        self.opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(jar))
+        deadline = time.monotonic() + 20
+        while not self._answers():
+            if self.process.poll() is not None or time.monotonic() > deadline:
+                self.close()
+                raise AssertionError(f"Daphne did not start:\n{self.log.read_text()}")
+            time.sleep(0.1)
+
+    def _answers(self) -> bool:
+        try:
+            self.request("GET", "/admin/login/")
+        except OSError:
+            return False
+        return True
+
+    def request(self, method: str, path: str, data: bytes | None = None, **headers: str) -> tuple[int, bytes]:
+        request = urllib.request.Request(self.origin + path, data=data, method=method, headers=headers)
+        try:
+            with self.opener.open(request, timeout=10) as response:
+                return int(response.status), response.read()
+        except urllib.error.HTTPError as error:
+            with error:
+                return error.code, error.read()
+
+    def cookie(self, name: str) -> str:
+        return next(c.value or "" for c in self.jar if c.name == name)
+
+    def sign_in(self) -> None:
+        """Through the admin's login form, as the README says."""
+        self.request("GET", "/admin/login/")  # sets csrftoken
+        form = {"username": USER, "password": PASSWORD, "csrfmiddlewaretoken": self.cookie("csrftoken")}
+        status, _ = self.request("POST", "/admin/login/?next=/admin/", urllib.parse.urlencode(form).encode())
+        assert status == 200 and any(c.name == "sessionid" for c in self.jar), f"sign-in failed: {status}"
+
+    def socket(self) -> ClientConnection:
+        cookies = "; ".join(f"{c.name}={c.value}" for c in self.jar)
+        return connect(
+            f"ws://127.0.0.1:{self.port}/ws",
+            origin=Origin(self.origin),
+            additional_headers={"Cookie": cookies},
+            open_timeout=10,
+        )
+
+    def close(self) -> None:
+        self.process.terminate()
+        try:
+            self.process.wait(10)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait(10)
+
+
+def receive(socket: ClientConnection, wanted: dict[str, Any], timeout: float = 10) -> dict[str, Any]:
+    """The first message holding every key/value of ``wanted`` (nested dicts: a subset)."""
+
+    def holds(message: Any, want: Any) -> bool:
+        if isinstance(want, dict):
+            return isinstance(message, dict) and all(holds(message.get(k), v) for k, v in want.items())
+        return bool(message == want)
+
+    seen = []
+    deadline = time.monotonic() + timeout
+    while (left := deadline - time.monotonic()) > 0:
+        try:
+            message = json.loads(socket.recv(timeout=left))
+        except TimeoutError:
+            break
+        if holds(message, wanted):
+            return dict(message)
+        seen.append(message)
+    raise AssertionError(f"no message with {wanted} within {timeout} s; got {seen}")
+
+
+class ReadmeProjectTests(SimpleTestCase):
+    steps: list[Step]
+    project: ReadmeProject
+
+    @classmethod
+    def setUpClass(cls) -> None:
+        super().setUpClass()
+        cls.steps = readme_steps(README.read_text())
+        cls.project = ReadmeProject()
+        cls.addClassCleanup(cls.project.close)
+        cls.project.build(cls.steps)
+
+    def serve(self, settings: str | None = None) -> Server:
+        server = Server(self.project, settings)
+        self.addCleanup(server.close)
+        return server
+
+    def test_the_readme_marks_every_block_a_project_needs(self) -> None:
+        files = {(s.path, s.action, s.variant) for s in self.steps if s.path}
+        self.assertEqual(
+            files,
+            {
+                ("myproject/settings.py", "append", None),
+                ("myproject/asgi.py", "replace", None),
+                ("myproject/urls.py", "replace", None),
+                ("myapp/models.py", "replace", None),
+                ("myapp/live.py", "create", None),
+                ("myproject/settings.py", "append", "redis"),
+            },
+        )
+        self.assertIn("python manage.py check", self.project.outputs)
+
+    def test_check_reports_no_issues(self) -> None:
+        self.assertIn("System check identified no issues", self.project.outputs["python manage.py check"])
+
+    def test_the_redis_block_passes_check_too(self) -> None:
+        settings = self.project.settings_variant("redis")
+        output = self.project.run([sys.executable, "manage.py", "check"], settings=settings)
+        self.assertIn("System check identified no issues", output)
+
+    def test_a_change_made_through_rest_reaches_a_subscribed_socket(self) -> None:
+        server = self.serve()
+        server.sign_in()
+        with server.socket() as socket:
+            socket.send(json.dumps({"action": "opendoc", "resource": "todos"}))
+            receive(socket, {"type": "opened", "resource": "todos"})
+            title = f"from REST {uuid.uuid4()}"
+            status, body = server.request(
+                "POST",
+                "/api/todos",
+                json.dumps({"title": title}).encode(),
+                **{"Content-Type": "application/json", "X-CSRFToken": server.cookie("csrftoken")},
+            )
+            self.assertEqual(status, 201, body)
+            event = receive(socket, {"resource": "todos", "action": "create", "item": {"title": title}})
+        self.assertEqual(event["item"]["version"], 1)
+
+    @unittest.skipUnless(REDIS_URL, "set PAINTBRUSH_TEST_REDIS_URL to follow the README's Redis block")
+    def test_with_redis_a_change_made_in_the_shell_reaches_a_socket(self) -> None:
+        assert REDIS_URL is not None
+        # A prefix of its own, so that other runs sharing the Redis server are not heard.
+        prefix = f'\nCHANNEL_LAYERS["default"]["CONFIG"]["prefix"] = "pbreadme{uuid.uuid4().hex[:8]}"\n'
+        settings = self.project.settings_variant("redis", {README_REDIS_ADDRESS: REDIS_URL}, prefix)
+        server = self.serve(settings)
+        server.sign_in()
+        with server.socket() as socket:
+            socket.send(json.dumps({"action": "opendoc", "resource": "todos"}))
+            receive(socket, {"type": "opened", "resource": "todos"})
+            title = f"from the shell {uuid.uuid4()}"
+            code = f"from myapp.models import Todo; Todo.objects.create(title={title!r})"
+            self.project.run([sys.executable, "manage.py", "shell", "-c", code], settings=settings)
+            receive(socket, {"resource": "todos", "action": "create", "item": {"title": title}})
+
+
+class PackageTests(SimpleTestCase):
+    def test_the_version_has_one_place_and_a_changelog_entry(self) -> None:
+        with (ROOT / "pyproject.toml").open("rb") as file:
+            version = tomllib.load(file)["project"]["version"]
+        self.assertEqual(paintbrush.__version__, version)
+        release = re.match(r"\d+\.\d+\.\d+", version)
+        assert release is not None
+        self.assertIn(f"\n## {release.group()} ", (ROOT / "CHANGELOG.md").read_text())
+
+    def test_the_readme_lists_every_check_id(self) -> None:
+        code = set(re.findall(r'id="(paintbrush\.[EW]\d{3})"', (ROOT / "paintbrush" / "checks.py").read_text()))
+        section = README.read_text().split("### Mistakes are system checks", 1)[1].split("\n## ", 1)[0]
+        self.assertEqual(set(re.findall(r"^\| `(paintbrush\.[EW]\d{3})` \|", section, re.MULTILINE)), code)
