@@ -52,6 +52,8 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "rest_framework",
+    "drf_spectacular",  # the OpenAPI schema of /api/ (docs/contracts.md)
+    "drf_spectacular_sidecar",  # Swagger UI and Redoc served from here, not from a CDN
     "channels",
     "paintbrush",
     "project.demo",
@@ -141,6 +143,26 @@ REST_FRAMEWORK = {
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
+    "DEFAULT_SCHEMA_CLASS": "paintbrush.contracts.openapi.AutoSchema",
+}
+
+# The OpenAPI schema at /api/schema/, its UIs at /api/docs/ and /api/redoc/ (docs/contracts.md).
+SPECTACULAR_SETTINGS = {
+    "TITLE": "Paintbrush demo API",
+    "DESCRIPTION": (
+        "The REST side of the Paintbrush wire contract (docs/protocol.md, section 1). "
+        "The WebSocket side is described by `python manage.py paintbrush_asyncapi`."
+    ),
+    "VERSION": "1.1",
+    "SERVE_INCLUDE_SCHEMA": False,
+    # Separate request and response components (TodoRequest, Todo): read-only fields
+    # appear only where the server sends them, which makes generated clients exact.
+    "COMPONENT_SPLIT_REQUEST": True,
+    "SCHEMA_PATH_PREFIX": "/api/",
+    # The UIs' JavaScript and CSS from drf-spectacular-sidecar, so they work offline.
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
 }
 
 PAINTBRUSH = {

@@ -48,6 +48,8 @@ from tests.servers import free_port
 ROOT = Path(__file__).resolve().parent.parent
 README = ROOT / "README.md"
 REDIS_URL = os.environ.get("PAINTBRUSH_TEST_REDIS_URL")
+if not REDIS_URL and os.environ.get("CI"):
+    raise RuntimeError("CI must provide PAINTBRUSH_TEST_REDIS_URL (a Redis server) for the README's Redis block.")
 #: The Redis address the README's block names; the test's server takes its place.
 README_REDIS_ADDRESS = "redis://127.0.0.1:6379/0"
 USER, PASSWORD = "admin", "a-password-for-the-test"
