@@ -1,0 +1,203 @@
+/**
+ * Declarations of socket.js: one multiplexed WebSocket per page (docs/protocol.md,
+ * section 2) that reconnects by itself and re-opens every subscription with a snapshot,
+ * and the shapes of the messages on it.
+ *
+ *     const socket = getSocket();                      // ws(s)://<host>/ws, shared
+ *     const stop = socket.subscribe("todos", (msg) => console.log(msg.action));
+ *     stop();                                          // closedoc when the last one goes
+ */
+import type { Item } from "./live.js";
+import type { Signal } from "./signals.js";
+
+// #region Messages (docs/protocol.md; the AsyncAPI document describes them too)
+
+/** A frame a client sends on `/ws`. */
+export type ClientMessage = OpendocRequest | ClosedocRequest;
+
+export interface OpendocRequest {
+  action: "opendoc";
+  /** A live resource, or "doc" for the role document. */
+  resource: string;
+  /** true: the current rows follow `opened`, before any event of the resource. */
+  snapshot?: boolean;
+}
+
+export interface ClosedocRequest {
+  action: "closedoc";
+  resource: string;
+}
+
+/** A frame the server sends on `/ws`; `T` is the resource's item, `D` the role document. */
+export type ServerMessage<T extends { id: string | number } = Item, D = RoleDocumentBase> =
+  | OpenedMessage
+  | ClosedMessage
+  | SnapshotMessage<T>
+  | CreateMessage<T>
+  | UpdateMessage<T>
+  | DeleteMessage
+  | ResyncMessage
+  | ErrorMessage
+  | DocMessage<D>;
+
+export interface OpenedMessage {
+  type: "opened";
+  resource: string;
+}
+
+export interface ClosedMessage {
+  type: "closed";
+  resource: string;
+}
+
+/** The rows the socket's user may see; all frames but the last of a split one carry `more: true`. */
+export interface SnapshotMessage<T = Item> {
+  resource: string;
+  action: "snapshot";
+  items: T[];
+  more?: true;
+}
+
+export interface CreateMessage<T = Item> {
+  resource: string;
+  action: "create";
+  item: T;
+}
+
+/** Only the fields whose value changed; `version` is the row's after the change. */
+export interface UpdateMessage<T extends { id: string | number } = Item> {
+  resource: string;
+  action: "update";
+  id: T["id"];
+  fields: Partial<Omit<T, "id" | "version">>;
+  version: number;
+}
+
+/** `version` is one more than the row's last. */
+export interface DeleteMessage {
+  resource: string;
+  action: "delete";
+  id: string | number;
+  version: number;
+}
+
+/** The subscription may have missed an event: the client re-opens it with a snapshot. */
+export interface ResyncMessage {
+  type: "resync";
+  resource: string;
+  reason?: string;
+}
+
+/** The socket's error codes (docs/protocol.md, section 2 and appendix). */
+export type ErrorCode =
+  | "bad_json"
+  | "bad_message"
+  | "unknown_action"
+  | "unknown_resource"
+  | "forbidden"
+  | "too_large"
+  | "limit_exceeded"
+  | "rate_limited";
+
+/** A request was refused; the socket stays open. */
+export interface ErrorMessage {
+  type: "error";
+  error: ErrorCode | (string & {});
+  message: string;
+  /** The offending message, when it parsed. */
+  request?: unknown;
+  /** rate_limited: seconds until a snapshot may be asked again. */
+  retry_after?: number;
+}
+
+/** A role document: `{"role": <name>, ...}`. */
+export interface RoleDocumentBase {
+  role: string;
+  [key: string]: unknown;
+}
+
+/** The role document, pushed whole (`resource` is "doc" on `/ws`). */
+export interface DocMessage<D = RoleDocumentBase> {
+  type: "doc";
+  resource?: "doc";
+  doc: D;
+}
+
+// #endregion
+// #region LiveSocket
+
+/** What socket.js needs of a WebSocket: the browser's, or a test double. */
+export interface WebSocketLike {
+  onopen: ((event: any) => void) | null;
+  onmessage: ((event: any) => void) | null;
+  onclose: ((event: any) => void) | null;
+  send(data: string): void;
+  close(code?: number, reason?: string): void;
+}
+
+export interface SocketOptions {
+  /** The class to open connections with (default: the global WebSocket). */
+  WebSocket?: new (url: string) => WebSocketLike;
+  /** Reconnect delays, in ms (default: initial 500, max 30000, factor 2; with equal jitter). */
+  backoff?: { initial?: number; max?: number; factor?: number };
+  /** Jitter source in [0, 1) (default: Math.random). */
+  random?: () => number;
+}
+
+/** Receives the messages of one resource (see `LiveSocket.subscribe`). */
+export type MessageHandler = (message: any) => void;
+
+/** Anything with LiveSocket's `subscribe`: what liveResource and liveDoc take. */
+export interface SubscribableSocket {
+  subscribe(resource: string, handler: MessageHandler): () => void;
+}
+
+/**
+ * A WebSocket to the Paintbrush server that outlives its connections. Build one with
+ * `connect()` or share the page's with `getSocket()`.
+ */
+export class LiveSocket implements SubscribableSocket {
+  /** @param url a ws:// or wss:// URL (`connect()` resolves paths) */
+  constructor(url: string, options?: SocketOptions);
+  url: string;
+  /** True while the connection is open. */
+  connected: Signal<boolean>;
+  /** The last error message that concerned no subscribed resource. */
+  errors: Signal<ErrorMessage | null>;
+  /** How many `resync` requests the server made about open subscriptions. */
+  resyncs: Signal<number>;
+  /**
+   * Deliver the messages of `resource` to `handler`: its events (and snapshots), the
+   * errors the server answers to requests about it, and for "doc" the document pushes.
+   * Subscribers of one resource share one server subscription (and the first one's
+   * snapshot: use liveResource / liveDoc, which share their state per socket).
+   *
+   * @returns unsubscribe (closedoc when the last subscriber of the resource goes)
+   */
+  subscribe(resource: string, handler: MessageHandler): () => void;
+  /** Close the connection for good: no reconnect follows. */
+  close(): void;
+}
+
+/**
+ * Open a LiveSocket.
+ *
+ * @param url a ws:// or wss:// URL, or a path on the page's host (default "/ws")
+ */
+export function connect(url?: string, options?: SocketOptions): LiveSocket;
+
+/**
+ * The page's shared LiveSocket, connected to the default URL ("/ws" on the page's host)
+ * on first use (and again if it was closed).
+ */
+export function getSocket(): LiveSocket;
+
+/**
+ * One value per (socket, key), reference-counted (internal: liveResource and liveDoc
+ * share their stores with it).
+ *
+ * @internal
+ */
+export function _acquire<T extends { dispose(): void }>(socket: object, key: string, create: () => T): [T, () => void];
+
+// #endregion
