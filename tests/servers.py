@@ -642,6 +642,12 @@ class LiveClient:
     async def _send(self, message: dict[str, Any]) -> None:
         await self.send_text(json.dumps(message))
 
+    async def _answer(self, message: dict[str, Any]) -> None:
+        """Answer the server from a task of its own: if the socket closed meanwhile, the
+        reconnect opens every resource again with a snapshot anyway."""
+        with contextlib.suppress(ConnectionError, ConnectionClosed):
+            await self._send(message)
+
     async def send_text(self, text: str | bytes) -> None:
         ws = self._ws
         if ws is None:
@@ -701,7 +707,7 @@ class LiveClient:
             elif message.get("type") == "resync" and isinstance(resource, str) and store is not None:
                 self.figures.resyncs += 1
                 asyncio.get_running_loop().create_task(
-                    self._send({"action": "opendoc", "resource": resource, "snapshot": True})
+                    self._answer({"action": "opendoc", "resource": resource, "snapshot": True})
                 )
         self._notify()
 
