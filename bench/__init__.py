@@ -1,0 +1,1 @@
+"""Benchmarks of Paintbrush (run as scripts: see each module's docstring)."""

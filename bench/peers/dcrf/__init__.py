@@ -1,0 +1,1 @@
+"""djangochannelsrestframework's model observer, written as its README shows it."""
