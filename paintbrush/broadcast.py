@@ -30,6 +30,7 @@ from asgiref.sync import async_to_sync
 from channels.layers import BaseChannelLayer, get_channel_layer
 from django.db import transaction
 
+from . import metrics
 from .settings import pb_settings
 
 logger = logging.getLogger("paintbrush")
@@ -131,6 +132,7 @@ async def _send_all(layer: BaseChannelLayer, messages: list[dict[str, Any]]) -> 
     with _lock:
         stats["sent"] += len(messages) - len(failed)
         stats["failed"] += len(failed)
+    metrics.published(len(messages) - len(failed), len(failed))
     await _backpressure()
     return failed
 

@@ -25,6 +25,7 @@ request.
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from collections import Counter
 from collections.abc import Callable
@@ -198,6 +199,17 @@ def _check_redis_timeout(layer: dict[str, Any]) -> list[CheckMessage]:
     ]
 
 
+def _networks(value: Any) -> bool:
+    if not isinstance(value, list | tuple) or not all(isinstance(entry, str) for entry in value):
+        return False
+    try:
+        for entry in value:
+            ipaddress.ip_network(entry, strict=False)
+    except ValueError:
+        return False
+    return True
+
+
 _VALUE_RULES: list[tuple[str, Callable[[Any], bool], str]] = [
     ("MAX_FRAME_BYTES", lambda v: isinstance(v, int) and v > 0, "a positive int"),
     ("MAX_ERRORS_PER_MINUTE", lambda v: isinstance(v, int) and v > 0, "a positive int"),
@@ -214,6 +226,7 @@ _VALUE_RULES: list[tuple[str, Callable[[Any], bool], str]] = [
     ("DOC_COALESCE_SECONDS", lambda v: isinstance(v, int | float) and v >= 0, "a number >= 0"),
     ("CHANNEL_LAYER", lambda v: isinstance(v, str), "a channel-layer alias (str)"),
     ("AUTODISCOVER_MODULE", lambda v: isinstance(v, str) and v.isidentifier(), "a module name"),
+    ("METRICS_ALLOWED_ADDRESSES", _networks, "a list of IP addresses or networks (str)"),
 ]
 
 

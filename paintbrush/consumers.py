@@ -33,7 +33,7 @@ from channels.db import database_sync_to_async
 from channels.layers import get_channel_layer
 from django.contrib.auth.models import AnonymousUser
 
-from . import encoding, permissions
+from . import encoding, metrics, permissions
 from .access import AccessWatchMixin
 from .documents.consumers import DocumentSocketMixin, role_for
 from .exceptions import (
@@ -60,6 +60,10 @@ DOC = "doc"
 
 #: The window of the per-minute limits, in seconds.
 _RATE_WINDOW = 60.0
+
+#: Error codes that refuse a client something (logged and counted); the other errors
+#: answer mistakes.
+_REFUSALS = frozenset({Forbidden.code, LimitExceeded.code, RateLimited.code, TooLarge.code})
 
 
 @dataclass(eq=False)
@@ -107,6 +111,7 @@ class LiveConsumer(AccessWatchMixin, DocumentSocketMixin, PaintbrushSocket):
         if not await self.admit():
             return
         if not await self.watch_access():
+            self.log_refusal("access", detail="the user is gone or inactive")
             await self.unwatch_access()
             self.release()
             await self.close()  # before accept(): the handshake is refused
@@ -168,8 +173,13 @@ class LiveConsumer(AccessWatchMixin, DocumentSocketMixin, PaintbrushSocket):
 
     async def send_error(self, exc: SocketError, request: Any) -> None:
         if not _within(self._errors, pb_settings.MAX_ERRORS_PER_MINUTE):
+            self.log_refusal("flood", code=POLICY_VIOLATION)
             await self.close(code=POLICY_VIOLATION)  # the client floods us
             return
+        if exc.code in _REFUSALS:
+            resource = request.get("resource") if isinstance(request, dict) else None
+            fields = {"resource": resource} if isinstance(resource, str) else {}
+            self.log_refusal(exc.code, **fields, detail=str(exc))
         frame: dict[str, Any] = {"type": "error", "error": exc.code, "message": str(exc)}
         if request is not None:
             frame["request"] = request
@@ -201,6 +211,7 @@ class LiveConsumer(AccessWatchMixin, DocumentSocketMixin, PaintbrushSocket):
         subscription = self.subscriptions.get(resource.name)
         if subscription is None:
             subscription = self.subscriptions[resource.name] = _Subscription(resource.name)
+            metrics.SUBSCRIPTIONS.labels(resource.name).inc()
             hub = get_hub(get_channel_layer(pb_settings.CHANNEL_LAYER))
             for key in resource.subscription_keys(user):
                 membership = await hub.join(
@@ -250,6 +261,7 @@ class LiveConsumer(AccessWatchMixin, DocumentSocketMixin, PaintbrushSocket):
         subscription = self.subscriptions.pop(name, None)
         if subscription is None:
             return
+        metrics.SUBSCRIPTIONS.labels(name).dec()
         if hasattr(self, "outbox"):
             self.outbox.forget(name)
         hub = get_hub(get_channel_layer(pb_settings.CHANNEL_LAYER))

@@ -33,12 +33,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 import weakref
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
+from . import metrics
 from .settings import pb_settings
 
 logger = logging.getLogger("paintbrush")
@@ -58,9 +60,20 @@ _MAX_BACKOFF = 2.0
 #: Publishing processes remembered per group (their last message number); a process
 #: forgotten and heard again is simply taken up anew.
 _MAX_ORIGINS = 1024
+#: How long a message number skipped may take to arrive before it counts as lost.
+_GAP_GRACE = 1.0
 
 LAYER_DOWN = "the channel layer was unreachable; events may have been missed"
 MESSAGE_LOST = "an event from another server process was lost"
+
+
+@dataclass
+class _Origin:
+    """What a hub heard of one publishing process in one group."""
+
+    highest: int
+    #: Numbers skipped so far, each with the loop time it counts as lost at.
+    missing: dict[int, float] = field(default_factory=dict)
 
 
 @dataclass(eq=False, frozen=True)
@@ -85,6 +98,8 @@ class Hub:
         # the channel is drained at once even while a slow fan-out runs: channel layers
         # drop silently when a channel holds ``capacity`` messages (100 by default).
         self._pending: deque[tuple[str, str | None, int]] = deque()
+        #: When each pending text message arrived (time.monotonic()), oldest first.
+        self._received_at: deque[float] = deque()
         self._wake = asyncio.Event()
         #: Deliveries received and not yet made (each message counts its local members).
         self.backlog = 0
@@ -93,7 +108,8 @@ class Hub:
         self.dropped = 0
         self._tasks: list[asyncio.Task[None]] = []
         #: group -> publishing process -> number of the last message heard from it
-        self._heard: dict[str, dict[str, int]] = {}
+        self._heard: dict[str, dict[str, _Origin]] = {}
+        self._expiring: dict[str, asyncio.TimerHandle] = {}
         #: Messages lost to gaps or markers, over the hub's life.
         self.gaps = 0
 
@@ -131,6 +147,9 @@ class Hub:
                 return
             del self.members[membership.group]
             self._heard.pop(membership.group, None)
+            timer = self._expiring.pop(membership.group, None)
+            if timer is not None:
+                timer.cancel()
             assert self.channel is not None
             await self.layer.group_discard(membership.group, self.channel)
             if not self.members:
@@ -144,6 +163,10 @@ class Hub:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         self._pending.clear()
+        for timer in self._expiring.values():
+            timer.cancel()
+        self._expiring.clear()
+        self._received_at.clear()
         self.backlog = 0
         self._drained.set()
 
@@ -172,11 +195,13 @@ class Hub:
             group, text = message.get("group"), message.get("text")
             if not isinstance(group, str):
                 continue
-            if self._gap(group, message.get("origin"), message.get("seq")) or message.get("lost"):
+            self._note(group, message.get("origin"), message.get("seq"))
+            if message.get("lost"):
                 self._pending.append((group, None, 0))  # after the messages before it
             if isinstance(text, str):
                 cost = len(self.members.get(group, ()))
                 self._pending.append((group, text, cost))
+                self._received_at.append(time.monotonic())
                 self.backlog += cost
                 if self.backlog > pb_settings.HUB_MAX_BACKLOG:
                     self._shed()
@@ -187,14 +212,18 @@ class Hub:
         see ``below``): rather than queue without end, the oldest pending messages give
         way to a resync of the subscriptions they were for, sent before anything newer."""
         lost: dict[str, None] = {}
+        shed_before = self.dropped
         while self.backlog > pb_settings.HUB_MAX_BACKLOG // 2 and self._pending:
             group, text, cost = self._pending.popleft()
             lost[group] = None
             if text is not None:
                 self.backlog -= cost
                 self.dropped += 1
+                if self._received_at:
+                    self._received_at.popleft()
         for group in reversed(list(lost)):
             self._pending.appendleft((group, None, 0))
+        metrics.shed(self.dropped - shed_before)
         logger.warning(
             "Paintbrush: fan-out backlog over %s deliveries; resyncing %s groups",
             pb_settings.HUB_MAX_BACKLOG,
@@ -216,21 +245,52 @@ class Hub:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._drained.wait(), remaining)
 
-    def _gap(self, group: str, origin: Any, seq: Any) -> bool:
-        """Whether a message numbered ``seq`` by ``origin`` shows that one before it
-        never arrived. (The first message heard from an origin after joining cannot
-        show it: there is nothing to compare it with.)"""
+    def _note(self, group: str, origin: Any, seq: Any) -> None:
+        """Take note of message ``seq`` from ``origin``. A number skipped is not yet a
+        loss: one process's messages may arrive out of order (its writer threads race
+        between numbering and sending, and channels-redis orders a channel by send
+        time), so a missing number is lost only if it has not arrived ``_GAP_GRACE``
+        seconds later. (The first message heard from an origin after joining cannot
+        show a gap: there is nothing to compare it with.)"""
         heard = self._heard.get(group)
         if heard is None or not isinstance(origin, str) or not isinstance(seq, int):
-            return False
-        last = heard.pop(origin, None)  # re-inserted last: the dict stays oldest-first
-        heard[origin] = seq if last is None else max(last, seq)
+            return
+        state = heard.pop(origin, None)  # re-inserted last: the dict stays oldest-first
+        if state is None:
+            state = _Origin(seq)
+        elif seq > state.highest:
+            if seq > state.highest + 1:
+                deadline = asyncio.get_running_loop().time() + _GAP_GRACE
+                state.missing.update(dict.fromkeys(range(state.highest + 1, seq), deadline))
+                self._expire_later(group)
+            state.highest = seq
+        else:
+            state.missing.pop(seq, None)  # late, not lost
+        heard[origin] = state
         if len(heard) > _MAX_ORIGINS:
             del heard[next(iter(heard))]
-        if last is not None and seq > last + 1:
-            self.gaps += seq - last - 1
-            return True
-        return False
+
+    def _expire_later(self, group: str) -> None:
+        if group not in self._expiring:
+            self._expiring[group] = asyncio.get_running_loop().call_later(_GAP_GRACE, self._expire, group)
+
+    def _expire(self, group: str) -> None:
+        """Numbers still missing past their grace are lost: the group resyncs."""
+        self._expiring.pop(group, None)
+        now = asyncio.get_running_loop().time()
+        lost = pending = False
+        for state in self._heard.get(group, {}).values():
+            expired = [seq for seq, deadline in state.missing.items() if deadline <= now]
+            for seq in expired:
+                del state.missing[seq]
+            self.gaps += len(expired)
+            lost = lost or bool(expired)
+            pending = pending or bool(state.missing)
+        if lost:
+            self._pending.append((group, None, 0))
+            self._wake.set()
+        if pending:
+            self._expire_later(group)
 
     async def _recover(self, channel: str) -> None:
         """After a failed receive: join the groups again (a restarted Redis forgot
@@ -275,8 +335,10 @@ class Hub:
                 if text is None:
                     self._lost(group, MESSAGE_LOST)
                 else:
+                    received = self._received_at.popleft() if self._received_at else None
                     await self._deliver(group, text)
                     self.backlog -= cost
+                    metrics.fanned_out(received, cost)  # once per message, not per member
                     self._drained.set()
 
     async def _deliver(self, group: str, text: str) -> None:

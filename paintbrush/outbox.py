@@ -31,7 +31,7 @@ from collections import deque
 from collections.abc import Awaitable, Callable, Coroutine, Generator
 from typing import Any, cast
 
-from . import encoding
+from . import encoding, metrics
 from .settings import pb_settings
 
 logger = logging.getLogger("paintbrush")
@@ -42,6 +42,9 @@ __all__ = ["TRY_AGAIN_LATER", "Outbox"]
 TRY_AGAIN_LATER = 1013
 
 _REPLY, _EVENT, _DOCUMENT = 0, 1, 2
+
+#: The reason of the resyncs that replace a slow socket's dropped events.
+FELL_BEHIND = "the socket fell behind and its pending events were dropped"
 
 
 @types.coroutine
@@ -64,11 +67,16 @@ def _resume(coro: Coroutine[Any, Any, None], waiting: Any) -> Generator[Any, Any
 
 
 class Outbox:
+    #: Whose socket this is (``sockets.client_key``), for log lines.
+    client = ""
+    #: Of ``dropped``, how many the metrics have counted.
+    _dropped_counted = 0
+
     def __init__(
         self,
         send: Callable[[str], Awaitable[None]],
         close: Callable[[int], Coroutine[Any, Any, None]],
-        resync_reason: str = "the socket fell behind and its pending events were dropped",
+        resync_reason: str = FELL_BEHIND,
     ) -> None:
         self._send = send
         self._close = close
@@ -129,6 +137,7 @@ class Outbox:
         frames already queued (they are older than the snapshot it will take)."""
         self.put_reply(encoding.encode({"type": "resync", "resource": subscription, "reason": reason}))
         self.resyncs += 1
+        metrics.resynced(subscription, reason, self.client)
 
     def forget(self, subscription: str) -> None:
         """``closedoc``: nothing more of ``subscription`` goes out, not even a resync."""
@@ -144,6 +153,7 @@ class Outbox:
     def close(self) -> None:
         """The socket is gone: drop everything and stop."""
         self.closed = True
+        self._count_drops()
         self._queue.clear()
         self._pending_bytes = 0
         self.owed.clear()
@@ -184,6 +194,7 @@ class Outbox:
                     break
                 # Drained: now the resyncs the dropped events were replaced by.
                 owed, self.owed = self.owed, {}
+                self._count_drops()
                 for subscription in owed:
                     self.resync(subscription, self._reason)
                 continue
@@ -206,6 +217,7 @@ class Outbox:
                 kept.append(frame)
         self._queue = kept
         self._pending_bytes = 0
+        self._count_drops()
         if self._deadline is None:
             loop = asyncio.get_running_loop()
             self._deadline = loop.call_later(pb_settings.SLOW_SOCKET_SECONDS, self._too_slow)
@@ -214,6 +226,14 @@ class Outbox:
         self._deadline = None
         if self._task is None or self.closed:
             return  # it drained meanwhile
-        logger.info("Paintbrush: closing a socket that did not drain in %ss", pb_settings.SLOW_SOCKET_SECONDS)
+        seconds = pb_settings.SLOW_SOCKET_SECONDS
+        metrics.refused("slow_socket", self.client, code=TRY_AGAIN_LATER, detail=f"did not drain in {seconds}s")
         asyncio.get_running_loop().create_task(self._close(TRY_AGAIN_LATER))
         self.close()
+
+    def _count_drops(self) -> None:
+        """Hand the metrics the drops since last time: once per overflow, drain or
+        close, never per event."""
+        if self.dropped != self._dropped_counted:
+            metrics.dropped(self.dropped - self._dropped_counted)
+            self._dropped_counted = self.dropped

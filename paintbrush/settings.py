@@ -61,6 +61,9 @@ DEFAULTS: dict[str, Any] = {
     "CHANNEL_LAYER": "default",
     # Modules named so in each installed app are imported at start-up to register resources.
     "AUTODISCOVER_MODULE": "live",
+    # Client addresses (or networks, "10.0.0.0/8") that may read paintbrush.metrics's
+    # views without signing in as staff.
+    "METRICS_ALLOWED_ADDRESSES": ["127.0.0.1", "::1"],
 }
 
 

@@ -20,6 +20,7 @@ from typing import Any
 
 from channels.generic.websocket import AsyncWebsocketConsumer
 
+from . import metrics
 from .hub import SOCKETS_USE_THE_HUB
 from .outbox import Outbox
 from .settings import pb_settings
@@ -74,13 +75,15 @@ class PaintbrushSocket(AsyncWebsocketConsumer):
         client learns why (a refused handshake says nothing)."""
         send = _wire_send(self.base_send)
         self.outbox = Outbox(lambda text: send({"type": "websocket.send", "text": text}), self.close_with)
-        client = client_key(self.scope)
+        client = self.outbox.client = client_key(self.scope)
         if _open[client] >= pb_settings.MAX_SOCKETS_PER_CLIENT:
+            self.log_refusal("too_many_sockets", code=TOO_MANY_SOCKETS)
             await self.accept()
             await self.close(code=TOO_MANY_SOCKETS, reason="Too many sockets from this client.")
             return False
         _open[client] += 1
         self._client = client
+        metrics.SOCKETS.inc()
         return True
 
     def release(self) -> None:
@@ -88,10 +91,15 @@ class PaintbrushSocket(AsyncWebsocketConsumer):
         if hasattr(self, "outbox"):
             self.outbox.close()
         if self._client is not None:
+            metrics.SOCKETS.dec()
             _open[self._client] -= 1
             if _open[self._client] <= 0:
                 del _open[self._client]
             self._client = None
+
+    def log_refusal(self, reason: str, **fields: Any) -> None:
+        """Count and log a refusal of this socket's client (``paintbrush.metrics``)."""
+        metrics.refused(reason, client_key(self.scope), path=self.scope.get("path", ""), **fields)
 
     async def close_with(self, code: int) -> None:
         await self.close(code=code)

@@ -3,6 +3,8 @@ from django.contrib.auth import views as auth_views
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
 
+from paintbrush.metrics import metrics_json_view, metrics_view
+
 from .demo import views
 
 urlpatterns = [
@@ -12,6 +14,10 @@ urlpatterns = [
     path("notes/", views.page, {"template": "notes.html"}, name="notes"),
     path("shop/", views.shop, name="shop"),
     path("shop/admin/", views.shop_admin, name="shop-admin"),
+    # Operations: the page plots the JSON view; Prometheus scrapes /metrics (paintbrush.metrics).
+    path("ops/", views.ops, name="ops"),
+    path("ops/metrics.json", metrics_json_view, name="ops-metrics"),
+    path("metrics", metrics_view, name="metrics"),
     path("accounts/login/", auth_views.LoginView.as_view(), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("admin/", admin.site.urls),

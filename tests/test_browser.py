@@ -175,3 +175,41 @@ class ShopInTwoBrowsersTests(BrowserTestCase):
             lambda d: self.status_cell(d, order_id).find_element("css selector", ".status").text == "shipped",
             "the shipment never reached alice",
         )
+
+
+class OpsPageTests(BrowserTestCase):
+    def test_the_ops_page_plots_the_server_s_sockets_and_events_as_they_happen(self) -> None:
+        get_user_model().objects.create_user("ops", "ops@example.com", "ops-pw", is_staff=True)
+        page = self.browser()
+        page.get(f"{self.live_server_url}/ops/")
+        self.assertIn("/accounts/login/", page.current_url)  # staff only: sign in first
+        page.find_element("name", "username").send_keys("ops")
+        page.find_element("name", "password").send_keys("ops-pw")
+        page.find_element("css selector", "form.login button").click()
+        self.wait(page, lambda d: d.current_url.endswith("/ops/"), "ops was not sent back to /ops/")
+        self.wait_live(page)
+
+        # The page's own socket is among the server's sockets.
+        self.wait(page, lambda d: int(d.find_element("id", "sockets").text or 0) >= 1, "no socket was counted")
+        self.wait(page, lambda d: d.find_element("id", "events").text.isdigit(), "no events counter")
+        before = int(page.find_element("id", "events").text)
+
+        # Three todos through REST, from the page (the import map's client, the page's CSRF cookie).
+        done = page.execute_async_script(
+            "const done = arguments[arguments.length - 1];"
+            "import('paintbrush').then(({ createItem }) =>"
+            "  Promise.all([1, 2, 3].map((i) => createItem('todos', { title: `ops ${i}` }))))"
+            "  .then(() => done('ok'), (err) => done(String(err)));"
+        )
+        self.assertEqual(done, "ok")
+        self.wait(
+            page,
+            lambda d: int(d.find_element("id", "events").text) >= before + 3,
+            "the events counter never rose by the three writes",
+        )
+        self.wait(
+            page,
+            lambda d: float(d.find_element("id", "plot-events").get_attribute("data-max") or 0) > 0,
+            "the events/s plot never rose",
+        )
+        self.assertGreaterEqual(int(page.find_element("id", "plot-sockets").get_attribute("data-max")), 1)

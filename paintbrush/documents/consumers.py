@@ -68,6 +68,7 @@ class DocConsumer(AccessWatchMixin, DocumentSocketMixin, PaintbrushSocket):
         user = self.scope.get("user")
         role = await role_for(user) if await self.watch_access() else None
         if role is None:
+            self.log_refusal("access", detail="no role document for this user")
             await self.unwatch_access()
             self.release()
             await self.close()  # before accept(): the handshake is refused

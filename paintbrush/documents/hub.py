@@ -26,7 +26,7 @@ from typing import Any, Protocol
 
 from channels.db import database_sync_to_async
 
-from .. import encoding
+from .. import encoding, metrics
 from ..groups import role_group
 from ..hub import Hub, Membership, get_hub
 from ..settings import pb_settings
@@ -118,7 +118,8 @@ class DocHub:
         role = self.roles.get(group)
         if role is None:
             return  # the last socket left meanwhile
-        document = await database_sync_to_async(role.document)(group)
+        with metrics.assembling(role.name):
+            document = await database_sync_to_async(role.document)(group)
         text = encoding.encode({"type": "doc", "resource": "doc", "doc": document})
         latest = self.latest.get(group)
         if group not in self.sockets or (latest is not None and latest[0] > seq):

@@ -28,3 +28,12 @@ def shop_admin(request: HttpRequest) -> HttpResponse:
     if not request.user.is_staff:
         raise PermissionDenied("The shop admin page is for staff.")
     return render(request, "shop_admin.html")
+
+
+@login_required
+@ensure_csrf_cookie
+def ops(request: HttpRequest) -> HttpResponse:
+    """This server process's numbers, plotted live from ``paintbrush.metrics``."""
+    if not request.user.is_staff:
+        raise PermissionDenied("The operations page is for staff.")
+    return render(request, "ops.html")
