@@ -23,11 +23,10 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from functools import partial
-from typing import Any
+from typing import Any, ClassVar
 
 from channels.db import database_sync_to_async
 from channels.layers import get_channel_layer
@@ -99,15 +98,15 @@ def snapshot_frames(resource: str, items: list[Any], limit: int) -> list[str]:
 class LiveConsumer(AccessWatchMixin, DocumentSocketMixin, PaintbrushSocket):
     """One socket per page; any number of resource subscriptions on it."""
 
+    #: Whitelist: a client-supplied action never names a method; only these do.
+    #: (Class-level, like the lists below until first used: an idle socket should cost
+    #: little memory, and thousands of them are the common case.)
+    actions: ClassVar[dict[str, str]] = {"opendoc": "opendoc", "closedoc": "closedoc"}
+
     async def connect(self) -> None:
         self.subscriptions: dict[str, _Subscription] = {}
-        self._errors: deque[float] = deque()  # when recent bad frames came
-        self._snapshots: deque[float] = deque()  # when recent snapshots were taken
-        # Whitelist: a client-supplied action never names a method.
-        self.actions: dict[str, Callable[[dict[str, Any]], Awaitable[None]]] = {
-            "opendoc": self.opendoc,
-            "closedoc": self.closedoc,
-        }
+        self._errors: list[float] = []  # when recent bad frames came
+        self._snapshots: list[float] = []  # when recent snapshots were taken
         if not await self.admit():
             return
         if not await self.watch_access():
@@ -139,9 +138,10 @@ class LiveConsumer(AccessWatchMixin, DocumentSocketMixin, PaintbrushSocket):
             action = message.get("action")
             if not isinstance(action, str):
                 raise BadMessage('A message is a JSON object with a string "action".')
-            handler = self.actions.get(action)
-            if handler is None:
+            method = self.actions.get(action)
+            if method is None:
                 raise UnknownAction(f"Unknown action {action!r}; expected one of {sorted(self.actions)}.")
+            handler: Callable[[dict[str, Any]], Awaitable[None]] = getattr(self, method)
             await handler(message)
         except SocketError as exc:
             await self.send_error(exc, message)
@@ -290,11 +290,13 @@ class LiveConsumer(AccessWatchMixin, DocumentSocketMixin, PaintbrushSocket):
         self.outbox.resync(subscription.resource, reason)
 
 
-def _within(times: deque[float], per_minute: int) -> bool:
+def _within(times: list[float], per_minute: int) -> bool:
     """Count one more occurrence now; False when that is over ``per_minute``."""
     now = time.monotonic()
-    while times and now - times[0] >= _RATE_WINDOW:
-        times.popleft()
+    stale = 0
+    while stale < len(times) and now - times[stale] >= _RATE_WINDOW:
+        stale += 1
+    del times[:stale]
     if len(times) >= per_minute:
         return False
     times.append(now)

@@ -43,6 +43,10 @@ TRY_AGAIN_LATER = 1013
 
 _REPLY, _EVENT, _DOCUMENT = 0, 1, 2
 
+#: The queue of every outbox that has never had to wait: always empty, never appended
+#: to (a frame is queued only behind a send in flight, which makes the real queue).
+_NO_QUEUE: deque[list[Any]] = deque(maxlen=0)
+
 #: The reason of the resyncs that replace a slow socket's dropped events.
 FELL_BEHIND = "the socket fell behind and its pending events were dropped"
 
@@ -74,15 +78,16 @@ class Outbox:
 
     def __init__(
         self,
-        send: Callable[[str], Awaitable[None]],
+        send: Callable[[str], Coroutine[Any, Any, None]],
         close: Callable[[int], Coroutine[Any, Any, None]],
         resync_reason: str = FELL_BEHIND,
     ) -> None:
         self._send = send
         self._close = close
         self._reason = resync_reason
-        #: Frames waiting behind the one in flight: [kind, subscription, text].
-        self._queue: deque[list[Any]] = deque()
+        #: Frames waiting behind the one in flight: [kind, subscription, text]. Made
+        #: when a send first has to wait: most sockets never need one.
+        self._queue: deque[list[Any]] = _NO_QUEUE
         self._pending_bytes = 0  # of queued events (the droppable part)
         self._task: asyncio.Task[None] | None = None
         #: Subscriptions owed a resync once the socket drains.
@@ -142,6 +147,8 @@ class Outbox:
     def forget(self, subscription: str) -> None:
         """``closedoc``: nothing more of ``subscription`` goes out, not even a resync."""
         self.owed.pop(subscription, None)
+        if self._queue is _NO_QUEUE:
+            return
         kept: deque[list[Any]] = deque()
         for frame in self._queue:
             if frame[1] == subscription:
@@ -170,14 +177,17 @@ class Outbox:
         """Send ``text`` now, without a task: it completes at once unless the server
         must wait for the client. Only then does a task take over, and later frames
         queue behind it."""
-        coro = self._send_one(text)
+        coro = self._send(text)
         try:
             waiting = coro.send(None)
         except StopIteration:
             return
-        except BaseException:
+        except Exception:  # the connection went away under us: the consumer cleans up
             coro.close()
-            raise
+            logger.debug("Paintbrush: sending to a socket failed", exc_info=True)
+            return
+        if self._queue is _NO_QUEUE:
+            self._queue = deque()
         self._task = asyncio.get_running_loop().create_task(self._drain(coro, waiting))
 
     async def _send_one(self, text: str) -> None:
@@ -187,7 +197,10 @@ class Outbox:
             logger.debug("Paintbrush: sending to a socket failed", exc_info=True)
 
     async def _drain(self, coro: Coroutine[Any, Any, None], waiting: Any) -> None:
-        await cast("Awaitable[None]", _resume(coro, waiting))
+        try:
+            await cast("Awaitable[None]", _resume(coro, waiting))
+        except Exception:
+            logger.debug("Paintbrush: sending to a socket failed", exc_info=True)
         while not self.closed:
             if not self._queue:
                 if not self.owed:

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import Counter
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Coroutine
 from typing import Any
 
 from channels.generic.websocket import AsyncWebsocketConsumer
@@ -47,7 +47,10 @@ def client_key(scope: dict[str, Any]) -> str:
     return f"address:{client[0]}"
 
 
-def _wire_send(base_send: Callable[[dict[str, Any]], Awaitable[None]]) -> Callable[[dict[str, Any]], Awaitable[None]]:
+_Send = Callable[[dict[str, Any]], Coroutine[Any, Any, None]]
+
+
+def _wire_send(base_send: _Send) -> _Send:
     """The server's own send, under Channels' session middleware when there is one.
 
     ``SessionMiddleware`` wraps every send to save the session before an HTTP response
@@ -57,9 +60,21 @@ def _wire_send(base_send: Callable[[dict[str, Any]], Awaitable[None]]) -> Callab
     if type(wrapper).__name__ == "InstanceSessionWrapper" and "websocket.send" not in getattr(
         wrapper, "save_message_types", ()
     ):
-        real: Callable[[dict[str, Any]], Awaitable[None]] = wrapper.real_send  # type: ignore[union-attr]
+        real: _Send = wrapper.real_send  # type: ignore[union-attr]
         return real
     return base_send
+
+
+#: The last frame made, by text: a fan-out hands one text to every socket, and servers
+#: only read the message they are given, so one dict serves all of them.
+_last_frame: list[Any] = [None, None]
+
+
+def _frame(text: str) -> dict[str, Any]:
+    if _last_frame[0] is not text:
+        _last_frame[0], _last_frame[1] = text, {"type": "websocket.send", "text": text}
+    frame: dict[str, Any] = _last_frame[1]
+    return frame
 
 
 class PaintbrushSocket(AsyncWebsocketConsumer):
@@ -74,7 +89,7 @@ class PaintbrushSocket(AsyncWebsocketConsumer):
         then the socket is accepted and closed at once with ``TOO_MANY_SOCKETS``, so the
         client learns why (a refused handshake says nothing)."""
         send = _wire_send(self.base_send)
-        self.outbox = Outbox(lambda text: send({"type": "websocket.send", "text": text}), self.close_with)
+        self.outbox = Outbox(lambda text: send(_frame(text)), self.close_with)
         client = self.outbox.client = client_key(self.scope)
         if _open[client] >= pb_settings.MAX_SOCKETS_PER_CLIENT:
             self.log_refusal("too_many_sockets", code=TOO_MANY_SOCKETS)
