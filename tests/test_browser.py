@@ -2,18 +2,23 @@
 
 Two pages on /todos/: add a todo in one, it appears in the other without reload;
 toggle it in the other, the first sees it; change it in the Django admin, both see it.
+``ServedAsInProductionTests`` does the same against ``scripts/serve`` (uvicorn and
+WhiteNoise, debug off) run as a subprocess, as production runs it.
 """
 
 from __future__ import annotations
 
+import http.client
+import re
 import unittest
 from typing import Any
 
 from channels.testing import ChannelsLiveServerTestCase
 from django.contrib.auth import get_user_model
-from django.test import override_settings
+from django.test import TransactionTestCase, override_settings
 
 from .browser import AVAILABLE, new_driver
+from .servers import ServerProcess
 from .utils import IN_MEMORY
 
 WAIT = 15
@@ -213,3 +218,102 @@ class OpsPageTests(BrowserTestCase):
             "the events/s plot never rose",
         )
         self.assertGreaterEqual(int(page.find_element("id", "plot-sockets").get_attribute("data-max")), 1)
+
+
+@unittest.skipUnless(AVAILABLE, "needs chromium and chromedriver (scripts/test installs them)")
+class ServedAsInProductionTests(TransactionTestCase):
+    """The demo under ``scripts/serve`` (collectstatic, then uvicorn with WhiteNoise),
+    debug off and a secret key of its own, sharing this test's database through
+    ``DATABASE_URL``: the client modules load through the import map, and a todo added
+    in one window appears in another without a reload."""
+
+    def setUp(self) -> None:
+        # One process and the in-memory layer: both windows' sockets and the REST writes
+        # meet in it (several workers need REDIS_URL, see the README's production section).
+        self.server = ServerProcess(
+            kind="serve",
+            env={"DJANGO_DEBUG": "0", "DJANGO_SECRET_KEY": "served-as-in-production-" + "x" * 40},
+        )
+        self.addCleanup(self.server.close)
+        self.server.start(timeout=60)  # collectstatic runs first
+        self.drivers: list[Any] = []
+        self.addCleanup(self.quit_drivers)
+
+    def quit_drivers(self) -> None:
+        for driver in self.drivers:
+            driver.quit()
+
+    def wait(self, driver: Any, condition: Any, message: str) -> Any:
+        from selenium.webdriver.support.ui import WebDriverWait
+
+        return WebDriverWait(driver, WAIT).until(condition, f"{message}\n{self.server.log_tail()}")
+
+    def open_todos(self) -> Any:
+        driver = new_driver()
+        self.drivers.append(driver)
+        driver.get(self.server.url("/todos/"))
+        self.wait(driver, lambda d: d.find_element("id", "conn").text == "live", "the socket never went live")
+        return driver
+
+    def severe_console_entries(self, driver: Any) -> list[dict[str, Any]]:
+        # Chromium asks for /favicon.ico on its own; the demo has none.
+        return [e for e in driver.get_log("browser") if e["level"] == "SEVERE" and "favicon.ico" not in e["message"]]
+
+    def row(self, driver: Any, title: str) -> Any:
+        for li in driver.find_elements("css selector", "#items li[data-id]"):
+            if li.find_element("css selector", ".title").text == title:
+                return li
+        return None
+
+    def get(self, path: str, headers: dict[str, str] | None = None) -> http.client.HTTPResponse:
+        connection = http.client.HTTPConnection("127.0.0.1", self.server.port, timeout=10)
+        self.addCleanup(connection.close)
+        connection.request("GET", path, headers=headers or {})
+        response = connection.getresponse()
+        response.read()
+        return response
+
+    def test_the_demo_under_scripts_serve_loads_its_modules_and_syncs_two_windows(self) -> None:
+        first, second = self.open_todos(), self.open_todos()
+
+        # The import map's modules came from WhiteNoise, and nothing failed to load.
+        loaded = first.execute_script(
+            "return performance.getEntriesByType('resource').map((e) => new URL(e.name).pathname);"
+        )
+        for path in ("/static/paintbrush/index.js", "/static/paintbrush/live.js", "/static/demo/live-list.js"):
+            self.assertIn(path, loaded)
+        for page in (first, second):
+            self.assertEqual(self.severe_console_entries(page), [])
+
+        # Add in the first window: the second shows it without a reload.
+        first.find_element("css selector", "form#create input[name=title]").send_keys("Ship it")
+        first.find_element("css selector", "form#create button").click()
+        self.wait(second, lambda d: self.row(d, "Ship it"), "the new todo never reached the second window")
+        self.wait(first, lambda d: self.row(d, "Ship it"), "the writer's own window never showed it")
+        self.assertEqual(len(second.find_elements("css selector", "#items li[data-id]")), 1)
+        for page in (first, second):
+            self.assertEqual(self.severe_console_entries(page), [])
+
+        # WhiteNoise's headers on a static file: cacheable, and revalidated with a 304.
+        # Its names are not hashed (the demo keeps Django's default storage), for which
+        # WhiteNoise gives a short max-age (60 s), not a year: nothing to assert there.
+        static = self.get("/static/paintbrush/index.js")
+        self.assertEqual(static.status, 200)
+        self.assertIn("javascript", static.headers["Content-Type"])
+        cache_control = static.headers["Cache-Control"] or ""
+        max_age = re.search(r"max-age=(\d+)", cache_control)
+        self.assertIsNotNone(max_age, cache_control)
+        assert max_age is not None
+        self.assertGreater(int(max_age.group(1)), 0)
+        self.assertIn("public", cache_control)
+        etag = static.headers["ETag"]
+        self.assertTrue(etag)
+        self.assertEqual(self.get("/static/paintbrush/index.js", {"If-None-Match": etag}).status, 304)
+
+        # Debug is off: a missing page is a plain 404, never Django's technical page.
+        missing = http.client.HTTPConnection("127.0.0.1", self.server.port, timeout=10)
+        self.addCleanup(missing.close)
+        missing.request("GET", "/no-such-page/")
+        response = missing.getresponse()
+        self.assertEqual(response.status, 404)
+        self.assertNotIn(b"URLconf", response.read())
