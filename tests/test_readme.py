@@ -2,6 +2,8 @@
 The README's "Add Paintbrush to your project", followed as a new user follows it: a
 throwaway project is built from the README's own code blocks (never copies of them),
 checked, served by Daphne, and a socket subscribed to it receives the event of a change.
+The roles of "Declaring roles" are added to it the same way, and their documents are
+served on ``GET /api/doc`` and pushed on ``/ws/doc`` after a change.
 
 A block the test takes is marked by the comment before it:
 
@@ -9,6 +11,7 @@ A block the test takes is marked by the comment before it:
     <!-- file: myproject/settings.py (append) -->     add to the end of the file
     <!-- file: myproject/asgi.py (replace) -->        the whole file, which exists already
     <!-- file: myapp/live.py (create) -->             a new file
+    <!-- file: myapp/live.py (append) -->             (Declaring roles) the roles, after it
     <!-- file: myproject/settings.py (append, redis) -->  only in the Redis variant
 
 Paintbrush is importable in the project through ``PYTHONPATH`` (a directory holding a
@@ -34,6 +37,7 @@ import urllib.error
 import urllib.parse
 import urllib.request
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -220,10 +224,12 @@ class Server:
         status, _ = self.request("POST", "/admin/login/?next=/admin/", urllib.parse.urlencode(form).encode())
         assert status == 200 and any(c.name == "sessionid" for c in self.jar), f"sign-in failed: {status}"
 
-    def socket(self) -> ClientConnection:
-        cookies = "; ".join(f"{c.name}={c.value}" for c in self.jar)
+    def socket(self, path: str = "/ws", cookies: str | None = None) -> ClientConnection:
+        """A socket with the session of this server's cookie jar, or of ``cookies``."""
+        if cookies is None:
+            cookies = "; ".join(f"{c.name}={c.value}" for c in self.jar)
         return connect(
-            f"ws://127.0.0.1:{self.port}/ws",
+            f"ws://127.0.0.1:{self.port}{path}",
             origin=Origin(self.origin),
             additional_headers={"Cookie": cookies},
             open_timeout=10,
@@ -259,6 +265,28 @@ def receive(socket: ClientConnection, wanted: dict[str, Any], timeout: float = 1
     raise AssertionError(f"no message with {wanted} within {timeout} s; got {seen}")
 
 
+def receive_doc(
+    socket: ClientConnection, wanted: Callable[[dict[str, Any]], bool], timeout: float = 10
+) -> dict[str, Any]:
+    """The first role document pushed on ``/ws/doc`` for which ``wanted`` holds."""
+    seen = []
+    deadline = time.monotonic() + timeout
+    while (left := deadline - time.monotonic()) > 0:
+        try:
+            message = json.loads(socket.recv(timeout=left))
+        except TimeoutError:
+            break
+        if message.get("type") == "doc" and message.get("resource") == "doc" and wanted(message["doc"]):
+            return dict(message["doc"])
+        seen.append(message)
+    raise AssertionError(f"no such document within {timeout} s; got {seen}")
+
+
+def titles(doc: dict[str, Any]) -> dict[str, bool]:
+    """A document's todos: title -> done."""
+    return {todo["title"]: todo["done"] for todo in doc["todos"]}
+
+
 class ReadmeProjectTests(SimpleTestCase):
     steps: list[Step]
     project: ReadmeProject
@@ -286,6 +314,7 @@ class ReadmeProjectTests(SimpleTestCase):
                 ("myproject/urls.py", "replace", None),
                 ("myapp/models.py", "replace", None),
                 ("myapp/live.py", "create", None),
+                ("myapp/live.py", "append", None),
                 ("myproject/settings.py", "append", "redis"),
             },
         )
@@ -293,6 +322,9 @@ class ReadmeProjectTests(SimpleTestCase):
 
     def test_check_reports_no_issues(self) -> None:
         self.assertIn("System check identified no issues", self.project.outputs["python manage.py check"])
+        # And with the roles, which the README adds after its "Run it".
+        output = self.project.run([sys.executable, "manage.py", "check"])
+        self.assertIn("System check identified no issues", output)
 
     def test_the_redis_block_passes_check_too(self) -> None:
         settings = self.project.settings_variant("redis")
@@ -315,6 +347,64 @@ class ReadmeProjectTests(SimpleTestCase):
             self.assertEqual(status, 201, body)
             event = receive(socket, {"resource": "todos", "action": "create", "item": {"title": title}})
         self.assertEqual(event["item"]["version"], 1)
+
+    def test_the_role_documents_are_served_and_pushed_after_a_change(self) -> None:
+        server = self.serve()
+        server.sign_in()  # the superuser: staff
+        # A member (any other signed-in user) and a session of theirs, made in the shell:
+        # the README's project signs in staff only (the admin's form).
+        member = f"member-{uuid.uuid4().hex[:8]}"
+        code = (
+            "from django.contrib.auth import get_user_model; from django.test import Client; "
+            f"user = get_user_model().objects.create_user({member!r}); client = Client(); "
+            'client.force_login(user); print("session=" + client.cookies["sessionid"].value)'
+        )
+        output = self.project.run([sys.executable, "manage.py", "shell", "-c", code])
+        match = re.search(r"^session=(\S+)$", output, re.MULTILINE)
+        assert match is not None, output
+        member_cookie = f"sessionid={match[1]}"
+
+        def api_doc(cookie: str | None = None) -> dict[str, Any]:
+            headers = {"Cookie": cookie} if cookie else {}
+            status, body = server.request("GET", "/api/doc", None, **headers)
+            self.assertEqual(status, 200, body)
+            return dict(json.loads(body))
+
+        def write(method: str, path: str, data: dict[str, Any]) -> dict[str, Any]:
+            headers = {"Content-Type": "application/json", "X-CSRFToken": server.cookie("csrftoken")}
+            status, body = server.request(method, path, json.dumps(data).encode(), **headers)
+            self.assertIn(status, {200, 201}, body)
+            return dict(json.loads(body))
+
+        with server.socket("/ws/doc") as staff, server.socket("/ws/doc", member_cookie) as mine:
+            # At once: each user's document, the one GET /api/doc answers.
+            doc = receive_doc(staff, lambda doc: True)
+            self.assertEqual(doc["role"], "staff")
+            self.assertEqual(set(doc), {"role", "todos", "users"})
+            self.assertLessEqual({USER, member}, {user["username"] for user in doc["users"]})
+            self.assertEqual(api_doc(), doc)
+            own = receive_doc(mine, lambda doc: True)
+            self.assertEqual(own["role"], "member")
+            self.assertEqual(set(own), {"role", "user", "todos"})
+            self.assertEqual(own["user"]["username"], member)
+            self.assertFalse(own["user"]["is_staff"])
+            self.assertNotIn(True, titles(own).values())  # members: the todos still to do
+            self.assertEqual(api_doc(member_cookie), own)
+
+            # A todo made through REST reaches both documents, rendered as REST renders it.
+            title = f"for the documents {uuid.uuid4()}"
+            todo = write("POST", "/api/todos", {"title": title})
+            doc = receive_doc(staff, lambda doc: title in titles(doc))
+            self.assertIn(todo, doc["todos"])
+            own = receive_doc(mine, lambda doc: title in titles(doc))
+            self.assertIn(todo, own["todos"])
+
+            # Done: still in the staff document, gone from the member's.
+            done = write("PATCH", f"/api/todos/{todo['id']}", {"done": True})
+            doc = receive_doc(staff, lambda doc: titles(doc).get(title) is True)
+            self.assertIn(done, doc["todos"])
+            receive_doc(mine, lambda doc: title not in titles(doc))
+            self.assertEqual(api_doc(), doc)
 
     @unittest.skipUnless(REDIS_URL, "set PAINTBRUSH_TEST_REDIS_URL to follow the README's Redis block")
     def test_with_redis_a_change_made_in_the_shell_reaches_a_socket(self) -> None:
