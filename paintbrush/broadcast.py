@@ -175,5 +175,12 @@ def _retry() -> None:
     while not _stop.wait(_RETRY_SECONDS[min(attempt, len(_RETRY_SECONDS) - 1)]):
         attempt += 1
         layer = get_channel_layer(pb_settings.CHANNEL_LAYER)
-        if layer is None or _send_markers(layer):
+        if layer is None:
             return
+        _send_markers(layer)
+        with _lock:
+            # Decided under the lock that _retry_later takes: a refusal recorded after
+            # this point finds no thread and starts one.
+            if not _unsent:
+                _Process.retrying = None
+                return

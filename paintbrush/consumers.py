@@ -22,6 +22,7 @@ snapshot.
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -48,9 +49,12 @@ from .exceptions import (
 )
 from .groups import event_group
 from .hub import Membership, get_hub
+from .outbox import TRY_AGAIN_LATER
 from .resources import Resource, site
 from .settings import pb_settings
 from .sockets import POLICY_VIOLATION, PaintbrushSocket
+
+logger = logging.getLogger("paintbrush")
 
 __all__ = ["LiveConsumer", "snapshot_frames"]
 
@@ -109,8 +113,13 @@ class LiveConsumer(AccessWatchMixin, DocumentSocketMixin, PaintbrushSocket):
         self._snapshots: list[float] = []  # when recent snapshots were taken
         if not await self.admit():
             return
-        if not await self.watch_access():
-            self.log_refusal("access", detail="the user is gone or inactive")
+        try:
+            allowed = await self.watch_access()
+        except Exception:
+            logger.exception("Paintbrush: setting up a socket failed; refusing it")
+            allowed = False
+        if not allowed:
+            self.log_refusal("access", detail="the user is gone or inactive, or the channel layer is down")
             await self.unwatch_access()
             self.release()
             await self.close()  # before accept(): the handshake is refused
@@ -145,6 +154,13 @@ class LiveConsumer(AccessWatchMixin, DocumentSocketMixin, PaintbrushSocket):
             await handler(message)
         except SocketError as exc:
             await self.send_error(exc, message)
+        except Exception:
+            # The channel layer or the database failed midway (Redis restarting, a
+            # locked database): the socket cannot promise a consistent view, so it
+            # closes and the client reconnects with fresh snapshots. disconnect()
+            # then releases whatever the failed action had taken.
+            logger.exception("Paintbrush: %r failed; closing the socket", message)
+            self.close_later(TRY_AGAIN_LATER)
 
     def parse(self, text_data: str | None, bytes_data: bytes | None) -> Any:
         limit = pb_settings.MAX_FRAME_BYTES

@@ -126,7 +126,14 @@ class Hub:
             local = self.members.setdefault(group, {})
             if not local:
                 self._heard[group] = {}
-                await self.layer.group_add(group, self.channel)
+                try:
+                    await self.layer.group_add(group, self.channel)
+                except BaseException:
+                    # Not joined: leave no empty group behind (it would keep the hub's
+                    # tasks alive, and a later join would think the group joined).
+                    del self.members[group]
+                    self._heard.pop(group, None)
+                    raise
             local[membership] = None
             if not self._tasks:
                 loop = asyncio.get_running_loop()
@@ -150,10 +157,15 @@ class Hub:
             timer = self._expiring.pop(membership.group, None)
             if timer is not None:
                 timer.cancel()
-            assert self.channel is not None
-            await self.layer.group_discard(membership.group, self.channel)
             if not self.members:
                 await self._stop()
+            assert self.channel is not None
+            try:
+                await self.layer.group_discard(membership.group, self.channel)
+            except Exception:
+                # The layer is unreachable: the membership expires there by itself
+                # (group_expiry), and the socket's clean-up must go on.
+                logger.warning("Paintbrush: leaving group %r failed", membership.group, exc_info=True)
 
     async def _stop(self) -> None:
         tasks, self._tasks = self._tasks, []

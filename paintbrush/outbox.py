@@ -89,6 +89,7 @@ class Outbox:
         #: when a send first has to wait: most sockets never need one.
         self._queue: deque[list[Any]] = _NO_QUEUE
         self._pending_bytes = 0  # of queued events (the droppable part)
+        self._reply_bytes = 0  # of queued replies
         self._task: asyncio.Task[None] | None = None
         #: Subscriptions owed a resync once the socket drains.
         self.owed: dict[str, None] = {}
@@ -123,12 +124,21 @@ class Outbox:
             self._start(text)
         else:
             self._queue.append([_REPLY, None, text])
+            # Never dropped, but counted: a client that asks for snapshots and never
+            # reads them is a slow socket too, and is closed after SLOW_SOCKET_SECONDS.
+            self._reply_bytes += len(text)
+            if self._reply_bytes + self._pending_bytes > pb_settings.MAX_PENDING_BYTES:
+                self._arm_deadline()
 
     def put_document(self, text: str) -> None:
         """A role document: a newer one makes a pending older one worthless."""
         if self.closed:
             return
-        for frame in self._queue:
+        # Replace a pending document only if no reply is queued after it: "opened" of
+        # a re-opened document must come before the document that answers it.
+        for frame in reversed(self._queue):
+            if frame[0] == _REPLY:
+                break
             if frame[0] == _DOCUMENT:
                 frame[2] = text
                 return
@@ -162,7 +172,7 @@ class Outbox:
         self.closed = True
         self._count_drops()
         self._queue.clear()
-        self._pending_bytes = 0
+        self._pending_bytes = self._reply_bytes = 0
         self.owed.clear()
         if self._deadline is not None:
             self._deadline.cancel()
@@ -182,7 +192,7 @@ class Outbox:
             waiting = coro.send(None)
         except StopIteration:
             return
-        except Exception:  # the connection went away under us: the consumer cleans up
+        except (Exception, asyncio.CancelledError):  # the connection went away: the consumer cleans up
             coro.close()
             logger.debug("Paintbrush: sending to a socket failed", exc_info=True)
             return
@@ -193,7 +203,7 @@ class Outbox:
     async def _send_one(self, text: str) -> None:
         try:
             await self._send(text)
-        except Exception:  # the connection went away under us: the consumer cleans up
+        except (Exception, asyncio.CancelledError):  # the connection went away: the consumer cleans up
             logger.debug("Paintbrush: sending to a socket failed", exc_info=True)
 
     async def _drain(self, coro: Coroutine[Any, Any, None], waiting: Any) -> None:
@@ -214,6 +224,8 @@ class Outbox:
             kind, _, text = self._queue.popleft()
             if kind == _EVENT:
                 self._pending_bytes -= len(text)
+            elif kind == _REPLY:
+                self._reply_bytes -= len(text)
             await self._send_one(text)
         if self._deadline is not None:
             self._deadline.cancel()
@@ -231,6 +243,9 @@ class Outbox:
         self._queue = kept
         self._pending_bytes = 0
         self._count_drops()
+        self._arm_deadline()
+
+    def _arm_deadline(self) -> None:
         if self._deadline is None:
             loop = asyncio.get_running_loop()
             self._deadline = loop.call_later(pb_settings.SLOW_SOCKET_SECONDS, self._too_slow)

@@ -205,7 +205,9 @@ def _on_pre_save(
     stored = _preloaded(instance)
     if raw:  # loaddata: the row is written as given, version included
         return
-    creating = instance._state.adding or instance.pk is None
+    # A new instance given an explicit primary key without a default (Product(pk=3)) is
+    # saved by Django as an UPDATE of the row if it exists: it is a create only if not.
+    creating = instance.pk is None or (instance._state.adding and instance._meta.pk.has_default())
     write = Write(
         sender,
         instance,

@@ -62,9 +62,9 @@ class BroadcastTests(TestCase):
             self.assertEqual(response.status_code, 201)
             self.assertEqual(broadcast.stats["failed"], failed_before + 1)
             self.assertIn("refused a message", logs.output[0])
-            layer.up.set()  # Redis is back: the retry thread sends the marker
             retrying = broadcast._Process.retrying
             assert retrying is not None
+            layer.up.set()  # Redis is back: the retry thread sends the marker
             retrying.join(5)
         self.assertTrue(Todo.objects.filter(title="during the outage").exists())
         markers = [m for m in layer.sent if m.get("lost")]

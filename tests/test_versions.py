@@ -64,3 +64,21 @@ class ConcurrentWriterTests(TransactionTestCase):
         # The stale save writes done=False back: the event must say so, at version 3.
         self.assertEqual(events[-1]["fields"], {"title": "b", "done": False})
         self.assertEqual(events[-1]["version"], 3)
+
+
+class ExplicitPrimaryKeyTests(TransactionTestCase):
+    def test_a_new_instance_with_the_pk_of_a_stored_row_updates_it(self) -> None:
+        # Django saves Product(pk=...) as an UPDATE when the row exists: its version goes
+        # on from the stored one, and the event is an update, not a create at version 1.
+        from paintbrush.testing import capture_events
+        from project.demo.models import Product
+
+        product = Product.objects.create(name="Brush", price=1)
+        Product.objects.filter(pk=product.pk).update(name="Brush")  # no change: version 1
+        with capture_events() as events:
+            Product(pk=product.pk, name="Broom", price=1).save()
+        product.refresh_from_db()
+        self.assertEqual(product.version, 2)
+        self.assertEqual(
+            [(e["action"], e.get("fields"), e["version"]) for e in events], [("update", {"name": "Broom"}, 2)]
+        )

@@ -6,12 +6,14 @@ mixes in ``DocumentSocketMixin``).
 
 from __future__ import annotations
 
+import logging
 from typing import TYPE_CHECKING, Any
 
 from channels.db import database_sync_to_async
 from channels.layers import get_channel_layer
 
 from ..access import AccessWatchMixin
+from ..outbox import TRY_AGAIN_LATER
 from ..settings import pb_settings
 from ..sockets import PaintbrushSocket
 from .hub import get_doc_hub
@@ -19,6 +21,8 @@ from .roles import DocGroup, Role, roles
 
 if TYPE_CHECKING:
     from ..outbox import Outbox
+
+logger = logging.getLogger("paintbrush")
 
 __all__ = ["DocConsumer", "DocumentSocketMixin", "role_for"]
 
@@ -66,7 +70,11 @@ class DocConsumer(AccessWatchMixin, DocumentSocketMixin, PaintbrushSocket):
         if not await self.admit():
             return
         user = self.scope.get("user")
-        role = await role_for(user) if await self.watch_access() else None
+        try:
+            role = await role_for(user) if await self.watch_access() else None
+        except Exception:
+            logger.exception("Paintbrush: setting up a document socket failed; refusing it")
+            role = None
         if role is None:
             self.log_refusal("access", detail="no role document for this user")
             await self.unwatch_access()
@@ -74,7 +82,12 @@ class DocConsumer(AccessWatchMixin, DocumentSocketMixin, PaintbrushSocket):
             await self.close()  # before accept(): the handshake is refused
             return
         await self.accept()
-        await self.attach_document(role, user)
+        try:
+            await self.attach_document(role, user)
+        except Exception:
+            # The channel layer or the database failed: the client reconnects later.
+            logger.exception("Paintbrush: attaching a document socket failed; closing it")
+            self.close_later(TRY_AGAIN_LATER)  # disconnect() detaches what was attached
 
     async def disconnect(self, code: int) -> None:
         self.release()

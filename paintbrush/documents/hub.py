@@ -36,6 +36,9 @@ logger = logging.getLogger("paintbrush")
 
 __all__ = ["DocHub", "DocSocket", "get_doc_hub"]
 
+#: After a failed assembly, the group is assembled again this many seconds later.
+_RETRY_SECONDS = 1.0
+
 
 class DocSocket(Protocol):
     def push_document(self, text: str, seq: int) -> None:
@@ -62,21 +65,28 @@ class DocHub:
     async def attach(self, socket: DocSocket, role: Role, group: DocGroup) -> None:
         """Count ``socket`` in ``group`` and send it the current document."""
         async with self._lock:  # membership changes await the channel layer: serialise them
-            local = self.sockets.setdefault(group, set())
-            first = not local
-            local.add(socket)
-            if first:
+            if not self.sockets.get(group):
+                # Joined before the socket counts: if the channel layer fails here,
+                # nothing is left half-done for the next socket of the group to trust.
                 hub = get_hub(self.layer)
+                if role.per_user and not self.role_refs.get(role.name):
+                    self._memberships[role.name] = await hub.join(
+                        role_group(role.name), partial(self._on_role_notice, role.name), self._on_lost
+                    )
+                    self.role_refs[role.name] = 0
+                try:
+                    self._memberships[group] = await hub.join(
+                        group.layer_group, partial(self._on_notice, group), self._on_lost
+                    )
+                except BaseException:
+                    if role.per_user and not self.role_refs.get(role.name):
+                        self.role_refs.pop(role.name, None)
+                        await hub.leave(self._memberships.pop(role.name))
+                    raise
                 self.roles[group] = role
-                self._memberships[group] = await hub.join(
-                    group.layer_group, partial(self._on_notice, group), self._on_lost
-                )
                 if role.per_user:
-                    self.role_refs[role.name] = self.role_refs.get(role.name, 0) + 1
-                    if self.role_refs[role.name] == 1:
-                        self._memberships[role.name] = await hub.join(
-                            role_group(role.name), partial(self._on_role_notice, role.name), self._on_lost
-                        )
+                    self.role_refs[role.name] += 1
+            self.sockets.setdefault(group, set()).add(socket)
         # Another tab of the group got a document no notice has outdated since: reuse it.
         if group not in self.latest or group in self.dirty:
             await self.refresh(group)
@@ -167,6 +177,9 @@ class DocHub:
                 await self.refresh(group)
             except Exception:
                 logger.exception("Paintbrush: assembling the %r document failed", str(group))
+                # Its sockets still hold the old document: try again after a while.
+                self.dirty.add(group)
+                asyncio.get_running_loop().call_later(_RETRY_SECONDS, self._schedule_flush)
 
 
 _doc_hubs: weakref.WeakKeyDictionary[Hub, DocHub] = weakref.WeakKeyDictionary()

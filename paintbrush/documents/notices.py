@@ -37,8 +37,10 @@ class DocumentNotices:
     def before(self, write: Write) -> set[str] | None:
         if not roles.roles or write.is_login_bookkeeping:
             return None
-        if write.creating or not affected_groups(write.instance):
+        if write.creating or (write.model not in roles.models and not affected_groups(write.instance)):
             # New rows have no previous groups; a model no document reads costs no read.
+            # (A row of a model a document reads may leave every document: its stored
+            # state says which ones lose it.)
             return set()
         stored = write.stored
         return set() if stored is None else affected_groups(stored)
