@@ -4,26 +4,22 @@ from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
-from django.views.decorators.csrf import ensure_csrf_cookie
 
 
 def home(request: HttpRequest) -> HttpResponse:
     return render(request, "home.html")
 
 
-@ensure_csrf_cookie  # the client's REST helpers read the token from the cookie
 def page(request: HttpRequest, template: str) -> HttpResponse:
     return render(request, template)
 
 
 @login_required
-@ensure_csrf_cookie
 def shop(request: HttpRequest) -> HttpResponse:
     return render(request, "shop.html")
 
 
 @login_required
-@ensure_csrf_cookie
 def shop_admin(request: HttpRequest) -> HttpResponse:
     if not request.user.is_staff:
         raise PermissionDenied("The shop admin page is for staff.")
@@ -31,7 +27,6 @@ def shop_admin(request: HttpRequest) -> HttpResponse:
 
 
 @login_required
-@ensure_csrf_cookie
 def ops(request: HttpRequest) -> HttpResponse:
     """This server process's numbers, plotted live from ``paintbrush.metrics``."""
     if not request.user.is_staff:

@@ -3,32 +3,23 @@
 from __future__ import annotations
 
 import json
-import uuid
 from functools import partial
 from typing import Any
 
 from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
-from django.db import models, transaction
+from django.db import transaction
 from django.db.models.signals import post_save
 from django.dispatch import receiver
+
+from bench.peers.todos import TodoFields
 
 GROUP = "todos"
 
 
-class Todo(models.Model):
-    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
-    title = models.CharField(max_length=200)
-    done = models.BooleanField(default=False)
-    created_at = models.DateTimeField(auto_now_add=True)
-    version = models.PositiveIntegerField(default=1)
-
-    class Meta:
+class Todo(TodoFields):
+    class Meta(TodoFields.Meta):
         app_label = "relay"
-        ordering = ["created_at"]
-
-    def __str__(self) -> str:
-        return self.title
 
 
 def _publish(text: str) -> None:
