@@ -22,7 +22,6 @@ __all__ = [
     "create_event",
     "delete_event",
     "render",
-    "snapshot_event",
     "update_event",
     "wire_id",
 ]
@@ -59,7 +58,3 @@ def update_event(resource: str, id: Any, fields: dict[str, Any], version: int | 
 
 def delete_event(resource: str, id: Any, version: int | None) -> dict[str, Any]:
     return {"resource": resource, "action": "delete", "id": id, "version": version}
-
-
-def snapshot_event(resource: str, items: list[Any]) -> dict[str, Any]:
-    return {"resource": resource, "action": "snapshot", "items": items}

@@ -9,6 +9,7 @@ one, even in autocommit mode.
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 from django.db import models
@@ -24,3 +25,13 @@ class VersionField(models.PositiveIntegerField):  # type: ignore[type-arg]
         kwargs.setdefault("default", 1)
         kwargs.setdefault("editable", False)
         super().__init__(*args, **kwargs)
+
+
+@functools.cache
+def version_field(model: type[models.Model]) -> str | None:
+    """The attribute name of ``model``'s ``VersionField``, if it has one (looked up once
+    per model: it is asked on every write)."""
+    for field in model._meta.concrete_fields:
+        if isinstance(field, VersionField):
+            return field.attname
+    return None

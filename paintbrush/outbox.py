@@ -25,6 +25,7 @@ the client's own requests (``SNAPSHOTS_PER_MINUTE``, ``MAX_ERRORS_PER_MINUTE``).
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import types
 from collections import deque
@@ -49,6 +50,12 @@ _NO_QUEUE: deque[list[Any]] = deque(maxlen=0)
 
 #: The reason of the resyncs that replace a slow socket's dropped events.
 FELL_BEHIND = "the socket fell behind and its pending events were dropped"
+
+
+@functools.lru_cache(maxsize=256)
+def _resync_text(subscription: str, reason: str) -> str:
+    # A lost group resyncs every socket of it: one encode serves them all.
+    return encoding.encode({"type": "resync", "resource": subscription, "reason": reason})
 
 
 @types.coroutine
@@ -150,7 +157,7 @@ class Outbox:
     def resync(self, subscription: str, reason: str) -> None:
         """Tell the client to take a fresh snapshot of ``subscription``, after the
         frames already queued (they are older than the snapshot it will take)."""
-        self.put_reply(encoding.encode({"type": "resync", "resource": subscription, "reason": reason}))
+        self.put_reply(_resync_text(subscription, reason))
         self.resyncs += 1
         metrics.resynced(subscription, reason, self.client)
 

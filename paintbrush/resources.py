@@ -29,7 +29,7 @@ from django.db import models
 from rest_framework import serializers
 from rest_framework.permissions import BasePermission
 
-from .fields import VersionField
+from .fields import version_field
 
 if TYPE_CHECKING:
     from django.contrib.auth.base_user import AbstractBaseUser
@@ -186,10 +186,7 @@ class Resource:
 
     @property
     def version_field(self) -> str | None:
-        for field in self.model._meta.concrete_fields:
-            if isinstance(field, VersionField):
-                return field.attname
-        return None
+        return version_field(self.model)
 
 
 class ResourceRegistry:

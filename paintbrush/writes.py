@@ -30,7 +30,6 @@ row is not read again.
 from __future__ import annotations
 
 import copy
-import functools
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -39,7 +38,7 @@ from django.db import connections
 from django.db.models import Model
 from django.db.models.signals import post_delete, post_save, pre_delete, pre_save
 
-from .fields import VersionField
+from .fields import VersionField, version_field
 
 __all__ = ["Observer", "Write", "observe", "observers", "stored_as_is"]
 
@@ -151,38 +150,31 @@ def observe(write: Write) -> Callable[[], None]:
     caveat is that ``before`` then runs with the new state stored, so an observer that
     reads the database there (a ``Resource.event_keys`` with a ``queryset``) sees it.
     """
+    _before(write)
+    return lambda: _after(write)
+
+
+def _before(write: Write) -> None:
     for observer in observers:
         state = observer.before(write)
         if state is not None:
             write._states.append((observer, state))
 
-    def finish() -> None:
-        for observer, state in write._states:
-            observer.after(write, state)
 
-    return finish
-
-
-@functools.cache
-def _version_field(model: type[Model]) -> str | None:
-    for f in model._meta.concrete_fields:
-        if isinstance(f, VersionField):
-            return f.attname
-    return None
+def _after(write: Write) -> None:
+    for observer, state in write._states:
+        observer.after(write, state)
 
 
 def _begin(write: Write) -> None:
-    version = _version_field(write.model)
+    version = version_field(write.model)
     if version and not write.deleting:
         stored = write.stored
         if stored is None:
             setattr(write.instance, version, 1)
         else:
             setattr(write.instance, version, getattr(stored, version) + (1 if write.changed else 0))
-    for observer in observers:
-        state = observer.before(write)
-        if state is not None:
-            write._states.append((observer, state))
+    _before(write)
     if write._states:
         write.instance.__dict__[_KEY] = write
     else:
@@ -227,10 +219,8 @@ def _on_pre_delete(sender: type[Model], instance: Model, using: str = "default",
 
 def _on_post(sender: type[Model], instance: Model, **kwargs: Any) -> None:
     write = instance.__dict__.pop(_KEY, None)
-    if not isinstance(write, Write) or kwargs.get("raw"):
-        return
-    for observer, state in write._states:
-        observer.after(write, state)
+    if isinstance(write, Write) and not kwargs.get("raw"):
+        _after(write)
 
 
 def connect() -> None:
