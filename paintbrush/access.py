@@ -16,19 +16,18 @@ listens to that group.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from channels.db import database_sync_to_async
-from channels.layers import get_channel_layer
 from django.contrib.auth import get_user_model, user_logged_out
 from django.core.exceptions import FieldDoesNotExist, ObjectDoesNotExist
 from django.db.models.signals import m2m_changed, pre_delete
 
 from .broadcast import send_on_commit
 from .groups import access_group
-from .hub import Membership, get_hub
-from .settings import pb_settings
+from .hub import Membership
 from .writes import Write
 
 __all__ = ["ACCESS_CHANGED", "AccessNotices", "AccessWatchMixin"]
@@ -182,6 +181,12 @@ class AccessWatchMixin:
 
         def close_later(self, code: int) -> None: ...
 
+        async def join(
+            self, group: str, on_message: Callable[[str], None], on_lost: Callable[[str], None]
+        ) -> Membership: ...
+
+        async def leave(self, membership: Membership) -> None: ...
+
     async def watch_access(self) -> bool:
         """Listen for changes of the user's access, then read the user again: a change
         committed before we listened is in that read. False if the user is gone or
@@ -189,8 +194,7 @@ class AccessWatchMixin:
         user = self.scope.get("user")
         if user is None or not user.is_authenticated:
             return True
-        hub = get_hub(get_channel_layer(pb_settings.CHANNEL_LAYER))
-        self._access = await hub.join(access_group(user.pk), self._access_changed, self._access_lost)
+        self._access = await self.join(access_group(user.pk), self._access_changed, self._access_lost)
         try:
             await database_sync_to_async(user.refresh_from_db)()
         except ObjectDoesNotExist:
@@ -200,7 +204,7 @@ class AccessWatchMixin:
 
     async def unwatch_access(self) -> None:
         if self._access is not None:
-            await get_hub(get_channel_layer(pb_settings.CHANNEL_LAYER)).leave(self._access)
+            await self.leave(self._access)
             self._access = None
 
     def _access_changed(self, text: str) -> None:

@@ -19,10 +19,14 @@ for resync.
 
 from __future__ import annotations
 
+import asyncio
+import atexit
 import logging
 import os
 import threading
+import time
 import uuid
+from collections import OrderedDict
 from collections.abc import Sequence
 from typing import Any
 
@@ -43,8 +47,16 @@ MESSAGE_TYPE = "paintbrush.message"
 
 _RETRY_SECONDS = (0.2, 0.5, 1.0, 2.0)
 
+#: How long an ending process keeps trying to send the markers it owes.
+_EXIT_GRACE = 10.0
+#: Groups whose message numbers a process remembers; the least recently written are
+#: forgotten past that (a process that writes to many short-lived groups, one per
+#: room or user, must not grow without end).
+_MAX_GROUPS = 10_000
+
 _lock = threading.Lock()
-_seq: dict[str, int] = {}
+#: group -> (origin, number of the last message sent to it), least recently written first.
+_seq: OrderedDict[str, tuple[str, int]] = OrderedDict()
 #: Groups whose messages the channel layer refused, owed a ``lost`` marker.
 _unsent: set[str] = set()
 _stop = threading.Event()
@@ -53,6 +65,10 @@ _stop = threading.Event()
 class _Process:
     #: (pid, name): the name is made anew in a forked child.
     origin: tuple[int, str] = (0, "")
+    #: Groups forgotten so far. A group written again after it was forgotten is numbered
+    #: anew under another origin name (``<origin>.<forgotten>``), so that no hub takes
+    #: its new numbers for old ones.
+    forgotten = 0
     retrying: threading.Thread | None = None
 
 
@@ -65,6 +81,7 @@ def _origin_id() -> str:
     pid = os.getpid()
     if _Process.origin[0] != pid:
         _Process.origin = (pid, f"{pid}.{uuid.uuid4().hex[:12]}")
+        _Process.forgotten = 0
         _seq.clear()
         _unsent.clear()
     return _Process.origin[1]
@@ -83,8 +100,14 @@ def wire_message(group: str, text: str | None, origin: str, seq: int) -> dict[st
 
 def _number(group: str, text: str | None) -> dict[str, Any]:
     with _lock:
-        origin = _origin_id()
-        seq = _seq[group] = _seq.get(group, 0) + 1
+        process = _origin_id()
+        last: tuple[str, int] | None = _seq.pop(group) if group in _seq else None
+        origin, seq = last or (process + (f".{_Process.forgotten}" if _Process.forgotten else ""), 0)
+        seq += 1
+        _seq[group] = (origin, seq)  # now the most recently written
+        if len(_seq) > _MAX_GROUPS:
+            _seq.popitem(last=False)
+            _Process.forgotten += 1
     return wire_message(group, text, origin, seq)
 
 
@@ -125,7 +148,9 @@ async def _send_all(layer: BaseChannelLayer, messages: list[dict[str, Any]]) -> 
             failed.append(message["group"])
             continue
         try:
-            await layer.group_send(message["group"], message)
+            # Bounded: on a connection dropped without a word the send would wait for
+            # a reply that never comes (the write's response with it).
+            await asyncio.wait_for(layer.group_send(message["group"], message), pb_settings.LAYER_TIMEOUT_SECONDS)
         except Exception as exc:
             failed.append(message["group"])
             logger.warning("Paintbrush: the channel layer refused a message to %r: %r", message["group"], exc)
@@ -184,3 +209,32 @@ def _retry() -> None:
             if not _unsent:
                 _Process.retrying = None
                 return
+
+
+@atexit.register
+def _flush_at_exit() -> None:
+    """A process that ends owing markers (a management command whose writes the layer
+    refused) keeps trying for up to ``_EXIT_GRACE`` seconds: the retry thread is a
+    daemon, and nobody else would ever tell the subscribers."""
+    if not _unsent or _Process.origin[0] != os.getpid():
+        return
+    _stop.set()  # the retry thread ends; this one takes over
+    layer = get_channel_layer(pb_settings.CHANNEL_LAYER)
+    if layer is None:
+        return
+    logger.warning(
+        "Paintbrush: %s groups are owed a lost-message marker; trying to send them before exiting", len(_unsent)
+    )
+    deadline = time.monotonic() + _EXIT_GRACE
+    attempt = 0
+    while not _send_markers(layer):
+        pause = _RETRY_SECONDS[min(attempt, len(_RETRY_SECONDS) - 1)]
+        attempt += 1
+        if time.monotonic() + pause > deadline:
+            logger.error(
+                "Paintbrush: exiting with %s lost-message markers unsent; their subscribers resync "
+                "only when their own server loses the channel layer",
+                len(_unsent),
+            )
+            return
+        time.sleep(pause)

@@ -226,6 +226,8 @@ _VALUE_RULES: list[tuple[str, Callable[[Any], bool], str]] = [
     ("DOC_COALESCE_SECONDS", lambda v: isinstance(v, int | float) and v >= 0, "a number >= 0"),
     ("CHANNEL_LAYER", lambda v: isinstance(v, str), "a channel-layer alias (str)"),
     ("AUTODISCOVER_MODULE", lambda v: isinstance(v, str) and v.isidentifier(), "a module name"),
+    ("LAYER_PROBE_SECONDS", lambda v: isinstance(v, int | float) and v >= 0, "a number >= 0"),
+    ("LAYER_TIMEOUT_SECONDS", lambda v: isinstance(v, int | float) and v > 0, "a number > 0"),
     ("METRICS_ALLOWED_ADDRESSES", _networks, "a list of IP addresses or networks (str)"),
 ]
 

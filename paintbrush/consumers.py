@@ -30,12 +30,12 @@ from functools import partial
 from typing import Any, ClassVar
 
 from channels.db import database_sync_to_async
-from channels.layers import get_channel_layer
 from django.contrib.auth.models import AnonymousUser
+from django.db import InterfaceError, OperationalError
 
 from . import encoding, metrics, permissions
 from .access import AccessWatchMixin
-from .documents.consumers import DocumentSocketMixin, role_for
+from .documents.consumers import DOC, DocumentSocketMixin, role_for
 from .exceptions import (
     BadJSON,
     BadMessage,
@@ -44,11 +44,12 @@ from .exceptions import (
     RateLimited,
     SocketError,
     TooLarge,
+    Unavailable,
     UnknownAction,
     UnknownResource,
 )
 from .groups import event_group
-from .hub import Membership, get_hub
+from .hub import Membership
 from .outbox import TRY_AGAIN_LATER
 from .resources import Resource, site
 from .settings import pb_settings
@@ -58,15 +59,22 @@ logger = logging.getLogger("paintbrush")
 
 __all__ = ["LiveConsumer", "snapshot_frames"]
 
-#: The reserved resource name of the role document on the multiplexed socket.
-DOC = "doc"
 
 #: The window of the per-minute limits, in seconds.
 _RATE_WINDOW = 60.0
 
+#: Failures that answer one request ``unavailable`` rather than close the socket: the
+#: database unreachable or its connection lost (not a bug: IntegrityError and the like
+#: still close the socket, loudly).
+_UNAVAILABLE = (OperationalError, InterfaceError)
+#: Seconds a client is asked to wait after ``unavailable``.
+_RETRY_AFTER = 5.0
+#: The resync reason after ``unavailable``.
+UNAVAILABLE = "the server could not answer just now"
+
 #: Error codes that refuse a client something (logged and counted); the other errors
 #: answer mistakes.
-_REFUSALS = frozenset({Forbidden.code, LimitExceeded.code, RateLimited.code, TooLarge.code})
+_REFUSALS = frozenset({Forbidden.code, LimitExceeded.code, RateLimited.code, TooLarge.code, Unavailable.code})
 
 
 @dataclass(eq=False)
@@ -106,6 +114,8 @@ class LiveConsumer(AccessWatchMixin, DocumentSocketMixin, PaintbrushSocket):
     #: (Class-level, like the lists below until first used: an idle socket should cost
     #: little memory, and thousands of them are the common case.)
     actions: ClassVar[dict[str, str]] = {"opendoc": "opendoc", "closedoc": "closedoc"}
+    #: Resources owed a resync after an ``unavailable`` answer.
+    _retries: dict[str, asyncio.TimerHandle] | None = None
 
     async def connect(self) -> None:
         self.subscriptions: dict[str, _Subscription] = {}
@@ -120,18 +130,17 @@ class LiveConsumer(AccessWatchMixin, DocumentSocketMixin, PaintbrushSocket):
             allowed = False
         if not allowed:
             self.log_refusal("access", detail="the user is gone or inactive, or the channel layer is down")
-            await self.unwatch_access()
-            self.release()
             await self.close()  # before accept(): the handshake is refused
             return
         await self.accept()
 
-    async def disconnect(self, code: int) -> None:
-        self.release()
+    async def released(self) -> None:
+        # The memberships themselves are left by the base class.
+        for handle in (self._retries or {}).values():
+            handle.cancel()
         for name in list(getattr(self, "subscriptions", {})):
             await self._unsubscribe(name)
         await self.detach_document()
-        await self.unwatch_access()
 
     def reply(self, message: dict[str, Any]) -> None:
         self.outbox.put_reply(encoding.encode(message))
@@ -188,6 +197,8 @@ class LiveConsumer(AccessWatchMixin, DocumentSocketMixin, PaintbrushSocket):
         return resource
 
     async def send_error(self, exc: SocketError, request: Any) -> None:
+        if self.closing:
+            return
         if not _within(self._errors, pb_settings.MAX_ERRORS_PER_MINUTE):
             self.log_refusal("flood", code=POLICY_VIOLATION)
             await self.close(code=POLICY_VIOLATION)  # the client floods us
@@ -223,31 +234,69 @@ class LiveConsumer(AccessWatchMixin, DocumentSocketMixin, PaintbrushSocket):
             raise RateLimited(f"At most {limit} snapshots a minute per socket.", retry_after=round(retry, 1))
         # Without AuthMiddlewareStack there is no user: treat the socket as signed out.
         user = self.scope.get("user") or AnonymousUser()
-        view = await database_sync_to_async(permissions.list_view)(resource, user)
+        try:
+            view = await database_sync_to_async(permissions.list_view)(resource, user)
+        except _UNAVAILABLE as exc:
+            raise self._unavailable(resource.name, exc) from exc
         subscription = self.subscriptions.get(resource.name)
         if subscription is None:
             subscription = self.subscriptions[resource.name] = _Subscription(resource.name)
             metrics.SUBSCRIPTIONS.labels(resource.name).inc()
-            hub = get_hub(get_channel_layer(pb_settings.CHANNEL_LAYER))
-            for key in resource.subscription_keys(user):
-                membership = await hub.join(
-                    event_group(resource.name, key),
-                    partial(self._on_event, subscription),
-                    partial(self._on_lost, subscription),
-                )
-                subscription.memberships.append(membership)
+            try:
+                for key in resource.subscription_keys(user):
+                    membership = await self.join(
+                        event_group(resource.name, key),
+                        partial(self._on_event, subscription),
+                        partial(self._on_lost, subscription),
+                    )
+                    subscription.memberships.append(membership)
+            except Exception as exc:  # the channel layer: nothing of this subscription stays
+                await self._unsubscribe(resource.name)
+                raise self._unavailable(resource.name, exc) from exc
         elif subscription.held is None:
             subscription.held = []
         if snapshot:
             subscription.resync = None  # this snapshot answers any resync so far
         self.reply({"type": "opened", "resource": resource.name})
-        if snapshot:
-            # Read after joining the groups: a change committed meanwhile is either in
-            # the snapshot, or held and sent after it (clients apply both by version).
-            items = await database_sync_to_async(permissions.snapshot_items)(view)
-            for frame in snapshot_frames(resource.name, items, pb_settings.SNAPSHOT_FRAME_BYTES):
-                self.outbox.put_reply(frame)
-        self._release(subscription)
+        try:
+            if snapshot:
+                # Read after joining the groups: a change committed meanwhile is either in
+                # the snapshot, or held and sent after it (clients apply both by version).
+                items = await database_sync_to_async(permissions.snapshot_items)(view)
+                for frame in snapshot_frames(resource.name, items, pb_settings.SNAPSHOT_FRAME_BYTES):
+                    self.outbox.put_reply(frame)
+        except _UNAVAILABLE as exc:
+            # Subscribed, without its snapshot: events go on, and the snapshot is owed
+            # (the resync that _unavailable schedules).
+            raise self._unavailable(resource.name, exc) from exc
+        finally:
+            self._release(subscription)
+
+    def _unavailable(self, resource: str, exc: Exception) -> Unavailable:
+        """Answer one request that the database or the channel layer failed, and send
+        its resource ``resync`` once the client may try again: the socket and its other
+        subscriptions go on."""
+        retry = _RETRY_AFTER
+        logger.warning("Paintbrush: opendoc %r failed (%r); answered unavailable", resource, exc)
+        handle = asyncio.get_running_loop().call_later(retry, self._retry_now, resource)
+        if self._retries is None:
+            self._retries = {}
+        previous = self._retries.pop(resource, None)
+        if previous is not None:
+            previous.cancel()
+        self._retries[resource] = handle
+        return Unavailable(f"The server could not open {resource!r} just now; try again later.", retry_after=retry)
+
+    def _retry_now(self, resource: str) -> None:
+        if self._retries is not None:
+            self._retries.pop(resource, None)
+        subscription = self.subscriptions.get(resource)
+        if subscription is not None:
+            self._resync_now(subscription, UNAVAILABLE)
+        elif not self.closing:
+            # Not subscribed (the failure came first): the same frame asks the client to
+            # open it again, as it answers any resync.
+            self.outbox.resync(resource, UNAVAILABLE)
 
     async def open_document(self) -> None:
         user = self.scope.get("user")
@@ -265,6 +314,9 @@ class LiveConsumer(AccessWatchMixin, DocumentSocketMixin, PaintbrushSocket):
             await self.detach_document()
             return self.reply({"type": "closed", "resource": DOC})
         resource = self.resource_of(message)
+        handle = self._retries.pop(resource.name, None) if self._retries is not None else None
+        if handle is not None:
+            handle.cancel()
         await self._unsubscribe(resource.name)
         self.reply({"type": "closed", "resource": resource.name})
 
@@ -280,9 +332,8 @@ class LiveConsumer(AccessWatchMixin, DocumentSocketMixin, PaintbrushSocket):
         metrics.SUBSCRIPTIONS.labels(name).dec()
         if hasattr(self, "outbox"):
             self.outbox.forget(name)
-        hub = get_hub(get_channel_layer(pb_settings.CHANNEL_LAYER))
         for membership in subscription.memberships:
-            await hub.leave(membership)
+            await self.leave(membership)
 
     # -- from the hub (plain calls: they must not wait) ------------------------------------
 

@@ -19,6 +19,7 @@ __all__ = [
     "RateLimited",
     "SocketError",
     "TooLarge",
+    "Unavailable",
     "UnknownAction",
     "UnknownResource",
 ]
@@ -79,6 +80,18 @@ class RateLimited(SocketError):
     the frame says when to try again (``retry_after``, seconds)."""
 
     code = "rate_limited"
+
+    def __init__(self, message: str, retry_after: float) -> None:
+        super().__init__(message)
+        self.extra = {"retry_after": retry_after}
+
+
+class Unavailable(SocketError):
+    """The database (or the channel layer) failed while answering: that request alone
+    is answered, the socket stays open. The frame says when to try again
+    (``retry_after``, seconds); an open subscription is sent ``resync`` then."""
+
+    code = "unavailable"
 
     def __init__(self, message: str, retry_after: float) -> None:
         super().__init__(message)

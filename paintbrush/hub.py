@@ -24,8 +24,19 @@ Nothing is lost unnoticed. Each publishing process numbers its messages per grou
 message could not be sent, or its own channel-layer receive failing, calls the
 ``on_lost`` of the members concerned, which resync.
 
+The hub also proves, every ``LAYER_PROBE_SECONDS``, that the channel layer still
+delivers to it: it sends itself a probe through the layer and expects it back within the
+same time. A connection that a NAT or load balancer dropped without a word (no FIN, no
+RST) fails no call: it just delivers nothing. When a probe does not come back, the hub
+listens on a new channel (over new connections), joins its groups again and resyncs
+every member, rather than stay silently stale.
+
 When the last local member of a group leaves, the hub leaves the group; when it has no
-group left, its tasks end (nothing leaks past the last socket).
+group left, its tasks end (nothing leaks past the last socket). Membership changes are
+serialised per group, and no lock is ever held while waiting for a task to end: a
+channel layer may swallow a cancellation (channels-redis can return a message from a
+cancelled ``receive``), so a stopped task is left to notice for itself that its run is
+over, instead of the hub waiting on it.
 """
 
 from __future__ import annotations
@@ -33,10 +44,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import time
 import weakref
 from collections import deque
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -63,6 +75,9 @@ _MAX_ORIGINS = 1024
 #: How long a message number skipped may take to arrive before it counts as lost.
 _GAP_GRACE = 1.0
 
+#: The channel-layer message type of a hub's probe of its own channel.
+PROBE_TYPE = "paintbrush.probe"
+
 LAYER_DOWN = "the channel layer was unreachable; events may have been missed"
 MESSAGE_LOST = "an event from another server process was lost"
 
@@ -88,12 +103,32 @@ class Membership:
     on_lost: Callable[[str], None]
 
 
+@dataclass(eq=False)
+class _Run:
+    """One life of a hub's tasks: from its first member to its last. ``channel`` is
+    where it listens; a failed probe moves it to a new one."""
+
+    channel: str
+    tasks: list[asyncio.Task[None]] = field(default_factory=list)
+    receiver: asyncio.Task[None] | None = None
+    #: Probes sent, and the highest number received back.
+    probes_sent: int = 0
+    probes_heard: int = 0
+    probe_heard: asyncio.Event = field(default_factory=asyncio.Event)
+    #: The groups must be joined again on ``channel`` before anything is promised.
+    rejoin_owed: bool = False
+
+
 class Hub:
     def __init__(self, layer: Any) -> None:
         self.layer = layer
         self.members: dict[str, dict[Membership, None]] = {}  # insertion-ordered sets
-        self.channel: str | None = None
-        self._lock = asyncio.Lock()
+        self._run: _Run | None = None
+        #: Serialises the layer's group_add/group_discard per group (a join must not
+        #: overtake the leave before it), and only per group: a call stuck on one group
+        #: never holds up another.
+        self._group_locks: dict[str, list[Any]] = {}  # group -> [Lock, users]
+        self._start_lock = asyncio.Lock()
         # Received, not yet fanned out. Receiving and fanning out are two tasks so that
         # the channel is drained at once even while a slow fan-out runs: channel layers
         # drop silently when a channel holds ``capacity`` messages (100 by default).
@@ -106,12 +141,22 @@ class Hub:
         self._drained = asyncio.Event()
         #: Messages dropped because the backlog passed HUB_MAX_BACKLOG, over the hub's life.
         self.dropped = 0
-        self._tasks: list[asyncio.Task[None]] = []
         #: group -> publishing process -> number of the last message heard from it
         self._heard: dict[str, dict[str, _Origin]] = {}
         self._expiring: dict[str, asyncio.TimerHandle] = {}
         #: Messages lost to gaps or markers, over the hub's life.
         self.gaps = 0
+        #: Probes that did not come back in time, over the hub's life.
+        self.probes_failed = 0
+
+    @property
+    def channel(self) -> str | None:
+        """The channel the hub listens on now (None while it has no member)."""
+        return self._run.channel if self._run is not None else None
+
+    @property
+    def running(self) -> bool:
+        return self._run is not None
 
     async def join(
         self,
@@ -120,60 +165,86 @@ class Hub:
         on_lost: Callable[[str], None],
     ) -> Membership:
         membership = Membership(group, on_message, on_lost)
-        async with self._lock:
-            if self.channel is None:
-                self.channel = await self.layer.new_channel("paintbrush.hub.")
+        async with self._locked(group):
+            # Counted before any wait: the hub does not stop under a join in progress.
             local = self.members.setdefault(group, {})
             if not local:
-                self._heard[group] = {}
                 try:
-                    await self.layer.group_add(group, self.channel)
+                    run = await self._start()
+                    self._heard[group] = {}
+                    await self.layer.group_add(group, run.channel)
                 except BaseException:
                     # Not joined: leave no empty group behind (it would keep the hub's
                     # tasks alive, and a later join would think the group joined).
-                    del self.members[group]
-                    self._heard.pop(group, None)
+                    if not self.members.get(group):
+                        self.members.pop(group, None)
+                        self._heard.pop(group, None)
+                        if not self.members:
+                            self._stop()
                     raise
             local[membership] = None
-            if not self._tasks:
-                loop = asyncio.get_running_loop()
-                self._tasks = [
-                    loop.create_task(self._receive(self.channel)),
-                    loop.create_task(self._fan_out()),
-                    loop.create_task(self._renew(self.channel)),
-                ]
         return membership
 
     async def leave(self, membership: Membership) -> None:
-        async with self._lock:
-            local = self.members.get(membership.group)
+        group = membership.group
+        async with self._locked(group):
+            local = self.members.get(group)
             if local is None or membership not in local:
                 return
             del local[membership]
             if local:
                 return
-            del self.members[membership.group]
-            self._heard.pop(membership.group, None)
-            timer = self._expiring.pop(membership.group, None)
+            del self.members[group]
+            self._heard.pop(group, None)
+            timer = self._expiring.pop(group, None)
             if timer is not None:
                 timer.cancel()
+            run = self._run
             if not self.members:
-                await self._stop()
-            assert self.channel is not None
+                self._stop()
+            if run is None:
+                return
             try:
-                await self.layer.group_discard(membership.group, self.channel)
+                await self.layer.group_discard(group, run.channel)
             except Exception:
                 # The layer is unreachable: the membership expires there by itself
                 # (group_expiry), and the socket's clean-up must go on.
-                logger.warning("Paintbrush: leaving group %r failed", membership.group, exc_info=True)
+                logger.warning("Paintbrush: leaving group %r failed", group, exc_info=True)
 
-    async def _stop(self) -> None:
-        tasks, self._tasks = self._tasks, []
-        for task in tasks:
-            task.cancel()
-        for task in tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+    @contextlib.asynccontextmanager
+    async def _locked(self, group: str) -> AsyncIterator[None]:
+        entry = self._group_locks.get(group)
+        if entry is None:
+            entry = self._group_locks[group] = [asyncio.Lock(), 0]
+        entry[1] += 1
+        try:
+            async with entry[0]:
+                yield
+        finally:
+            entry[1] -= 1
+            if not entry[1]:
+                del self._group_locks[group]
+
+    async def _start(self) -> _Run:
+        """The running run, started if need be."""
+        async with self._start_lock:  # new_channel() awaits: two first joins make one run
+            if self._run is None:
+                channel = await self.layer.new_channel("paintbrush.hub.")
+                run = self._run = _Run(channel)
+                loop = asyncio.get_running_loop()
+                run.receiver = loop.create_task(self._receive(run, channel))
+                run.tasks = [loop.create_task(self._fan_out()), loop.create_task(self._watch(run))]
+            return self._run
+
+    def _stop(self) -> None:
+        """End the run. Its tasks are cancelled, not waited for: each notices by itself
+        that its run is over (see ``_receive``), and nothing here can hang on one."""
+        run, self._run = self._run, None
+        if run is None:
+            return
+        for task in (run.receiver, *run.tasks):
+            if task is not None:
+                task.cancel()
         self._pending.clear()
         for timer in self._expiring.values():
             timer.cancel()
@@ -182,42 +253,58 @@ class Hub:
         self.backlog = 0
         self._drained.set()
 
-    async def _receive(self, channel: str) -> None:
+    async def _receive(self, run: _Run, channel: str) -> None:
         failures = 0
-        while True:
+        while self._run is run and run.channel == channel:
             try:
                 message = await self.layer.receive(channel)
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
+                if self._run is not run or run.channel != channel:
+                    return
                 if _is_timeout(exc) and not failures:
-                    # An idle channel: redis-py's socket_timeout (5 s by default since
-                    # redis-py 6) is the length of channels-redis's blocking receive, so
-                    # a quiet receive can time out. Nothing was lost (a message taken
-                    # at that very moment would show as a gap in the numbers).
+                    # An idle channel: redis-py's socket_timeout may be the length of
+                    # channels-redis's blocking receive, so a quiet receive can time
+                    # out. Whether anything was lost meanwhile, the probe tells.
                     continue
                 # A channel layer that is briefly unreachable (Redis restarting) must
                 # not end delivery for good: log, back off, and listen again.
                 failures += 1
-                logger.exception("Paintbrush: receiving from the channel layer failed")
+                logger.warning("Paintbrush: receiving from the channel layer failed: %r", exc)
                 await asyncio.sleep(min(0.1 * 2**failures, _MAX_BACKOFF))
-                await self._recover(channel)
+                run.rejoin_owed = True
+                await self._recover()
                 continue
+            if self._run is not run:
+                # Stopped while receiving, and the layer swallowed the cancellation:
+                # channels-redis can return a message from a cancelled receive. The run
+                # is over and its groups have no member left: nothing to hand it to.
+                return
             failures = 0
-            group, text = message.get("group"), message.get("text")
-            if not isinstance(group, str):
-                continue
-            self._note(group, message.get("origin"), message.get("seq"))
-            if message.get("lost"):
-                self._pending.append((group, None, 0))  # after the messages before it
-            if isinstance(text, str):
-                cost = len(self.members.get(group, ()))
-                self._pending.append((group, text, cost))
-                self._received_at.append(time.monotonic())
-                self.backlog += cost
-                if self.backlog > pb_settings.HUB_MAX_BACKLOG:
-                    self._shed()
-            self._wake.set()
+            self._take(run, message)
+
+    def _take(self, run: _Run, message: dict[str, Any]) -> None:
+        if message.get("type") == PROBE_TYPE:
+            number = message.get("n")
+            if isinstance(number, int) and number > run.probes_heard:
+                run.probes_heard = number
+                run.probe_heard.set()
+            return
+        group, text = message.get("group"), message.get("text")
+        if not isinstance(group, str):
+            return
+        self._note(group, message.get("origin"), message.get("seq"))
+        if message.get("lost"):
+            self._pending.append((group, None, 0))  # after the messages before it
+        if isinstance(text, str):
+            cost = len(self.members.get(group, ()))
+            self._pending.append((group, text, cost))
+            self._received_at.append(time.monotonic())
+            self.backlog += cost
+            if self.backlog > pb_settings.HUB_MAX_BACKLOG:
+                self._shed()
+        self._wake.set()
 
     def _shed(self) -> None:
         """Writers elsewhere outrun this process's fan-out (writers in this process wait,
@@ -249,7 +336,7 @@ class Hub:
             return
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
-        while self.backlog > deliveries and self._tasks:
+        while self.backlog > deliveries and self._run is not None:
             self._drained.clear()
             remaining = deadline - loop.time()
             if remaining <= 0:
@@ -304,17 +391,27 @@ class Hub:
         if pending:
             self._expire_later(group)
 
-    async def _recover(self, channel: str) -> None:
-        """After a failed receive: join the groups again (a restarted Redis forgot
-        them) and tell every member that messages may have been lost meanwhile."""
+    async def _recover(self) -> bool:
+        """Join every group again on the run's channel (a restarted Redis forgot them; a
+        new channel never had them), then tell every member that messages may have been
+        lost meanwhile. False while the layer still refuses: the watch tries again."""
+        run = self._run
+        if run is None:
+            return False
+        channel = run.channel
         try:
             for group in list(self.members):
-                await self.layer.group_add(group, channel)
-        except Exception:
-            return  # still unreachable: the next receive fails and we come back
+                await asyncio.wait_for(self.layer.group_add(group, channel), pb_settings.LAYER_TIMEOUT_SECONDS)
+        except Exception as exc:
+            logger.warning("Paintbrush: joining the groups again failed (%r); trying again", exc)
+            return False  # still unreachable: the watch (or the next receive) comes back
+        if self._run is not run or run.channel != channel:
+            return False
+        run.rejoin_owed = False
         for group in list(self.members):
             self._heard[group] = {}  # numbers seen before the outage prove nothing now
             self._lost(group, LAYER_DOWN)
+        return True
 
     def _lost(self, group: str, reason: str) -> None:
         for membership in list(self.members.get(group, ())):
@@ -323,20 +420,91 @@ class Hub:
             except Exception:
                 logger.exception("Paintbrush: resyncing a member of %r failed", group)
 
-    async def _renew(self, channel: str) -> None:
-        """Channel layers expire group membership (``group_expiry``, a day by default),
-        and a Redis restarted without persistence forgets it: a long-lived hub renews
-        its groups every minute, whatever the traffic."""
+    async def _watch(self, run: _Run) -> None:
+        """The run's upkeep, for as long as it lasts:
+
+        - Channel layers expire group membership (``group_expiry``, a day by default),
+          and a Redis restarted without persistence forgets it: the groups are renewed
+          every minute, whatever the traffic.
+        - Every ``LAYER_PROBE_SECONDS`` a probe proves that the layer still delivers to
+          this run's channel (see the module docstring); when it does not, the run moves
+          to a new channel and every member resyncs.
+        - A recovery that failed is tried again."""
+        loop = asyncio.get_running_loop()
         expiry = getattr(self.layer, "group_expiry", None)
-        if not expiry:
-            return
+        renew_every = min(expiry / 3, _RENEW_SECONDS) if expiry else math.inf
+        probe_every = pb_settings.LAYER_PROBE_SECONDS or math.inf
+        next_renew = loop.time() + renew_every
+        next_probe = loop.time() + probe_every
         while True:
-            await asyncio.sleep(min(expiry / 3, _RENEW_SECONDS))
-            for group in list(self.members):
-                try:
-                    await self.layer.group_add(group, channel)
-                except Exception:
-                    logger.exception("Paintbrush: renewing group %r failed", group)
+            await asyncio.sleep(min(next_renew, next_probe, loop.time() + _MAX_BACKOFF) - loop.time())
+            if run.rejoin_owed:
+                await self._recover()
+            now = loop.time()
+            if now >= next_renew:
+                next_renew = now + renew_every
+                await self._renew(run)
+            if now >= next_probe:
+                if not await self._probe(run, pb_settings.LAYER_TIMEOUT_SECONDS):
+                    await self._reconnect(run)
+                next_probe = loop.time() + probe_every
+
+    async def _renew(self, run: _Run) -> None:
+        for group in list(self.members):
+            try:
+                await asyncio.wait_for(self.layer.group_add(group, run.channel), pb_settings.LAYER_TIMEOUT_SECONDS)
+            except Exception as exc:
+                logger.warning("Paintbrush: renewing group %r failed: %r", group, exc)
+
+    async def _probe(self, run: _Run, timeout: float) -> bool:
+        """Send the run's channel a probe through the layer; True once it is back within
+        ``timeout`` seconds. Probes are numbered: a late one proves nothing now."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        run.probes_sent += 1
+        number = run.probes_sent
+        try:
+            await asyncio.wait_for(self.layer.send(run.channel, {"type": PROBE_TYPE, "n": number}), timeout)
+            while run.probes_heard < number:
+                run.probe_heard.clear()
+                await asyncio.wait_for(run.probe_heard.wait(), deadline - loop.time())
+        except Exception:  # refused, or not back in time: not shown to deliver
+            return False
+        return True
+
+    async def _reconnect(self, run: _Run) -> None:
+        """The layer took the probe but did not deliver it (a connection dropped without
+        a word), or refused it: listen on a new channel, over new connections, and
+        resync every member once the groups are joined again."""
+        self.probes_failed += 1
+        timeout = pb_settings.LAYER_TIMEOUT_SECONDS
+        logger.warning(
+            "Paintbrush: the channel layer did not deliver this process's probe within %s s; "
+            "listening on a new channel and resyncing %s groups",
+            timeout,
+            len(self.members),
+        )
+        if run.receiver is not None:
+            # redis-py drops a connection whose command is cancelled: the next receive
+            # opens a new one.
+            run.receiver.cancel()
+        if _is_pubsub(self.layer):
+            # Its subscriptions share one connection per shard, which a silent drop
+            # leaves dead. flush() closes them; it deletes nothing (pub/sub stores
+            # nothing), and the groups are joined again below.
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self.layer.flush(), timeout)
+        try:
+            channel = await asyncio.wait_for(self.layer.new_channel("paintbrush.hub."), timeout)
+        except Exception as exc:
+            logger.warning("Paintbrush: opening a new hub channel failed (%r); trying again", exc)
+            return  # the next probe fails too and comes back here
+        if self._run is not run:
+            return
+        run.channel = channel
+        run.receiver = asyncio.get_running_loop().create_task(self._receive(run, channel))
+        run.rejoin_owed = True
+        await self._recover()
 
     async def _fan_out(self) -> None:
         while True:
@@ -364,6 +532,11 @@ class Hub:
                 # to thousands of sockets would hold the event loop, and the writer's
                 # own HTTP response would wait behind it.
                 await asyncio.sleep(0)
+
+
+def _is_pubsub(layer: Any) -> bool:
+    # channels-redis is optional: recognised by name, not imported.
+    return type(layer).__module__ == "channels_redis.pubsub"
 
 
 def _is_timeout(exc: BaseException) -> bool:

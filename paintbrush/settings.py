@@ -60,6 +60,16 @@ DEFAULTS: dict[str, Any] = {
     # Channel layer alias used to carry events between processes.
     "CHANNEL_LAYER": "default",
     # Modules named so in each installed app are imported at start-up to register resources.
+    # Every this many seconds each server process's hub proves that the channel layer
+    # still delivers to it, by a probe through the layer to itself: a connection that a
+    # NAT or load balancer dropped silently fails no call, it only delivers nothing.
+    # When the probe is not back within LAYER_TIMEOUT_SECONDS, the hub listens anew and
+    # its subscriptions resync. 0 turns probing off.
+    "LAYER_PROBE_SECONDS": 5.0,
+    # The longest one channel-layer call (a writer's send, a probe, a group join on
+    # recovery) may take before it counts as failed: a send that fails so is owed a
+    # "lost" marker, as when Redis refuses it. Bounds a write's wait on a dead connection.
+    "LAYER_TIMEOUT_SECONDS": 5.0,
     "AUTODISCOVER_MODULE": "live",
     # Client addresses (or networks, "10.0.0.0/8") that may read paintbrush.metrics's
     # views without signing in as staff.

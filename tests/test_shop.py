@@ -259,8 +259,7 @@ class OrderEventTests(TransactionTestCase):
         # Demoted while the channel layer was down: no notice ever reaches the socket.
         await sync_to_async(User.objects.filter(pk=self.admin.pk).update)(is_staff=False)
         hub = get_hub(get_channel_layer())
-        assert hub.channel is not None
-        await hub._recover(hub.channel)
+        await hub._recover()
         self.assertEqual((await receive(alice))["type"], "resync")  # alice stays, and resyncs
         frames = [await admin.receive_output(timeout=5) for _ in range(2)]
         self.assertEqual(frames[-1], {"type": "websocket.close", "code": 4003})

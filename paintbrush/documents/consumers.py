@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 from channels.db import database_sync_to_async
 from channels.layers import get_channel_layer
 
+from .. import metrics
 from ..access import AccessWatchMixin
 from ..outbox import TRY_AGAIN_LATER
 from ..settings import pb_settings
@@ -24,7 +25,11 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger("paintbrush")
 
-__all__ = ["DocConsumer", "DocumentSocketMixin", "role_for"]
+__all__ = ["DOC", "DocConsumer", "DocumentSocketMixin", "role_for"]
+
+#: The reserved resource name of the role document on the multiplexed socket (and its
+#: label in the subscription metrics).
+DOC = "doc"
 
 
 async def role_for(user: Any) -> Role | None:
@@ -46,14 +51,16 @@ class DocumentSocketMixin:
 
     async def attach_document(self, role: Role, user: Any) -> None:
         self.doc_role, self.doc_group = role, role.group_of(user)
+        metrics.SUBSCRIPTIONS.labels(DOC).inc()
         await get_doc_hub(get_channel_layer(pb_settings.CHANNEL_LAYER)).attach(self, role, self.doc_group)
 
     async def detach_document(self) -> None:
-        if self.doc_role is not None and self.doc_group is not None:
-            hub = get_doc_hub(get_channel_layer(pb_settings.CHANNEL_LAYER))
-            await hub.detach(self, self.doc_role, self.doc_group)
+        role, group = self.doc_role, self.doc_group
         self.doc_role = self.doc_group = None
         self._doc_seq, self._doc_text = -1, None
+        if role is not None and group is not None:
+            metrics.SUBSCRIPTIONS.labels(DOC).dec()
+            await get_doc_hub(get_channel_layer(pb_settings.CHANNEL_LAYER)).detach(self, role, group)
 
     def push_document(self, text: str, seq: int) -> None:
         # Not newer than what this socket has (its first document racing a push).
@@ -77,8 +84,6 @@ class DocConsumer(AccessWatchMixin, DocumentSocketMixin, PaintbrushSocket):
             role = None
         if role is None:
             self.log_refusal("access", detail="no role document for this user")
-            await self.unwatch_access()
-            self.release()
             await self.close()  # before accept(): the handshake is refused
             return
         await self.accept()
@@ -87,12 +92,10 @@ class DocConsumer(AccessWatchMixin, DocumentSocketMixin, PaintbrushSocket):
         except Exception:
             # The channel layer or the database failed: the client reconnects later.
             logger.exception("Paintbrush: attaching a document socket failed; closing it")
-            self.close_later(TRY_AGAIN_LATER)  # disconnect() detaches what was attached
+            await self.close(TRY_AGAIN_LATER)  # released() detaches what was attached
 
-    async def disconnect(self, code: int) -> None:
-        self.release()
+    async def released(self) -> None:
         await self.detach_document()
-        await self.unwatch_access()
 
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
         # Read-only socket: anything the client sends is ignored.
