@@ -172,13 +172,16 @@ async def _backpressure() -> None:
         await hub.below(pb_settings.WRITER_MAX_BACKLOG, pb_settings.WRITER_WAIT_SECONDS)
 
 
-def _send_markers(layer: BaseChannelLayer) -> bool:
+def _send_markers(layer: BaseChannelLayer, *, exiting: bool = False) -> bool:
     """Tell each group owed it that a message to it was lost; True when all went."""
     with _lock:
         groups = sorted(_unsent)
     if not groups:
         return True
-    failed = async_to_sync(_send_all)(layer, [_number(group, None) for group in groups])
+    markers = [_number(group, None) for group in groups]
+    # At exit, async_to_sync can no longer start its thread (concurrent.futures refuses
+    # new work once the interpreter shuts down): a loop of our own, in this thread.
+    failed = asyncio.run(_send_all(layer, markers)) if exiting else async_to_sync(_send_all)(layer, markers)
     with _lock:
         _unsent.difference_update(set(groups) - set(failed))
         stats["markers"] += len(groups) - len(failed)
@@ -227,7 +230,7 @@ def _flush_at_exit() -> None:
     )
     deadline = time.monotonic() + _EXIT_GRACE
     attempt = 0
-    while not _send_markers(layer):
+    while not _send_markers(layer, exiting=True):
         pause = _RETRY_SECONDS[min(attempt, len(_RETRY_SECONDS) - 1)]
         attempt += 1
         if time.monotonic() + pause > deadline:

@@ -18,6 +18,7 @@ request.
 ``paintbrush.W002``  a channels-redis host without a ``socket_timeout`` above its 5 s blocking receive
 ``paintbrush.W003``  a live model's default manager does not make ``LiveQuerySet``s (bulk writes would not publish)
 ``paintbrush.W004``  anonymous users may write a resource by DRF's default permissions, which nobody chose for it
+``paintbrush.W005``  WebSocket origins are checked by host only (Channels' ``AllowedHostsOriginValidator``)
 =================  ============================================================
 
 (``paintbrush.E006`` is retired: ``notify`` is a bool and the topic is the name.)
@@ -223,11 +224,12 @@ _VALUE_RULES: list[tuple[str, Callable[[Any], bool], str]] = [
     ("WRITER_MAX_BACKLOG", lambda v: isinstance(v, int) and v > 0, "a positive int"),
     ("WRITER_WAIT_SECONDS", lambda v: isinstance(v, int | float) and v >= 0, "a number >= 0"),
     ("HUB_MAX_BACKLOG", lambda v: isinstance(v, int) and v > 1, "an int > 1"),
+    ("DATABASE_RETRY_AFTER_SECONDS", lambda v: isinstance(v, int) and v > 0, "a positive int"),
     ("DOC_COALESCE_SECONDS", lambda v: isinstance(v, int | float) and v >= 0, "a number >= 0"),
-    ("CHANNEL_LAYER", lambda v: isinstance(v, str), "a channel-layer alias (str)"),
-    ("AUTODISCOVER_MODULE", lambda v: isinstance(v, str) and v.isidentifier(), "a module name"),
     ("LAYER_PROBE_SECONDS", lambda v: isinstance(v, int | float) and v >= 0, "a number >= 0"),
     ("LAYER_TIMEOUT_SECONDS", lambda v: isinstance(v, int | float) and v > 0, "a number > 0"),
+    ("CHANNEL_LAYER", lambda v: isinstance(v, str), "a channel-layer alias (str)"),
+    ("AUTODISCOVER_MODULE", lambda v: isinstance(v, str) and v.isidentifier(), "a module name"),
     ("METRICS_ALLOWED_ADDRESSES", _networks, "a list of IP addresses or networks (str)"),
 ]
 
@@ -327,6 +329,17 @@ def check_asgi_application(
                 id="paintbrush.E011",
             )
         ]
+    if _checks_origin_host_only(application):
+        return [
+            Warning(
+                f"ASGI_APPLICATION {path!r} checks a WebSocket's Origin by its host only (Channels' "
+                "AllowedHostsOriginValidator): a page on another port or scheme of an allowed host may open "
+                "sockets with the visitor's session, though Django's CSRF check refuses its requests.",
+                hint='Wrap the "websocket" entry in paintbrush.origins.SameOriginValidator instead: '
+                "the page's own scheme, host and port, or CSRF_TRUSTED_ORIGINS.",
+                id="paintbrush.W005",
+            )
+        ]
     return []
 
 
@@ -340,6 +353,19 @@ def _routes_no_websocket(application: Any) -> bool:
     if isinstance(application, ASGIHandler):
         return True
     return isinstance(application, ProtocolTypeRouter) and "websocket" not in application.application_mapping
+
+
+def _checks_origin_host_only(application: Any) -> bool:
+    # AllowedHostsOriginValidator is an OriginValidator of ALLOWED_HOSTS: patterns with
+    # no scheme, which match the Origin's host whatever its scheme and port. Only the
+    # router's own "websocket" entry is looked at, as in _routes_no_websocket.
+    from channels.routing import ProtocolTypeRouter
+    from channels.security.websocket import OriginValidator
+
+    if not isinstance(application, ProtocolTypeRouter):
+        return False
+    websocket = application.application_mapping.get("websocket")
+    return isinstance(websocket, OriginValidator) and any("://" not in str(p) for p in websocket.allowed_origins)
 
 
 # -- who may use a resource ---------------------------------------------------------------

@@ -8,9 +8,10 @@ Where a socket subscribes: the multiplexed ``/ws`` consumer of the wire protocol
 ``opendoc`` asks the resource's DRF viewset whether the socket's user may list it
 (``paintbrush.permissions``), joins the event groups of that user's keys
 (``Resource.subscription_keys``) through the process hub, answers ``opened``, then (if
-asked) the snapshot, split over frames of at most ``SNAPSHOT_FRAME_BYTES``, and only
-then the events that arrived meanwhile, so a client never sees an event before its
-snapshot. Every failure is answered with an error frame and the socket stays open. The
+asked) the snapshot (``paintbrush.snapshots``: read once for every socket that asks
+for the same rows at the same moment, split over frames of at most
+``SNAPSHOT_FRAME_BYTES``), and only then the events that arrived meanwhile, so a client
+never sees an event before its snapshot. Every failure is answered with an error frame and the socket stays open. The
 reserved resource ``doc`` is the user's role document (``paintbrush.documents``).
 
 When the hub cannot show that a subscription received every event (the channel layer
@@ -33,7 +34,7 @@ from channels.db import database_sync_to_async
 from django.contrib.auth.models import AnonymousUser
 from django.db import InterfaceError, OperationalError
 
-from . import encoding, metrics, permissions
+from . import encoding, metrics, snapshots
 from .access import AccessWatchMixin
 from .documents.consumers import DOC, DocumentSocketMixin, role_for
 from .exceptions import (
@@ -57,7 +58,7 @@ from .sockets import POLICY_VIOLATION, PaintbrushSocket
 
 logger = logging.getLogger("paintbrush")
 
-__all__ = ["LiveConsumer", "snapshot_frames"]
+__all__ = ["LiveConsumer"]
 
 
 #: The window of the per-minute limits, in seconds.
@@ -67,8 +68,6 @@ _RATE_WINDOW = 60.0
 #: database unreachable or its connection lost (not a bug: IntegrityError and the like
 #: still close the socket, loudly).
 _UNAVAILABLE = (OperationalError, InterfaceError)
-#: Seconds a client is asked to wait after ``unavailable``.
-_RETRY_AFTER = 5.0
 #: The resync reason after ``unavailable``.
 UNAVAILABLE = "the server could not answer just now"
 
@@ -85,26 +84,6 @@ class _Subscription:
     held: list[str] | None = field(default_factory=list)
     #: A resync is due (or was sent and not yet answered): one is enough.
     resync: str | None = None
-
-
-def snapshot_frames(resource: str, items: list[Any], limit: int) -> list[str]:
-    """The snapshot as frames of at most about ``limit`` bytes of JSON, every one but
-    the last marked ``"more": true`` (a server limits the size of a message: Daphne to
-    1 MiB by default). An item larger than ``limit`` travels alone."""
-    head = encoding.encode({"resource": resource, "action": "snapshot"})[:-1] + ',"items":['
-    frames: list[str] = []
-    chunk: list[str] = []
-    size = 0
-    for item in items:
-        text = encoding.encode(item)
-        length = len(text.encode())
-        if chunk and size + length > limit:
-            frames.append(head + ",".join(chunk) + '],"more":true}')
-            chunk, size = [], 0
-        chunk.append(text)
-        size += length + 1
-    frames.append(head + ",".join(chunk) + "]}")
-    return frames
 
 
 class LiveConsumer(AccessWatchMixin, DocumentSocketMixin, PaintbrushSocket):
@@ -164,10 +143,10 @@ class LiveConsumer(AccessWatchMixin, DocumentSocketMixin, PaintbrushSocket):
         except SocketError as exc:
             await self.send_error(exc, message)
         except Exception:
-            # The channel layer or the database failed midway (Redis restarting, a
-            # locked database): the socket cannot promise a consistent view, so it
-            # closes and the client reconnects with fresh snapshots. disconnect()
-            # then releases whatever the failed action had taken.
+            # Not an outage (those are answered ``unavailable``) but a fault nobody
+            # foresaw: the socket cannot promise a consistent view, so it closes and
+            # the client reconnects with fresh snapshots. The close releases whatever
+            # the failed action had taken.
             logger.exception("Paintbrush: %r failed; closing the socket", message)
             self.close_later(TRY_AGAIN_LATER)
 
@@ -235,7 +214,7 @@ class LiveConsumer(AccessWatchMixin, DocumentSocketMixin, PaintbrushSocket):
         # Without AuthMiddlewareStack there is no user: treat the socket as signed out.
         user = self.scope.get("user") or AnonymousUser()
         try:
-            view = await database_sync_to_async(permissions.list_view)(resource, user)
+            view, key = await database_sync_to_async(snapshots.listing)(resource, user)
         except _UNAVAILABLE as exc:
             raise self._unavailable(resource.name, exc) from exc
         subscription = self.subscriptions.get(resource.name)
@@ -262,8 +241,7 @@ class LiveConsumer(AccessWatchMixin, DocumentSocketMixin, PaintbrushSocket):
             if snapshot:
                 # Read after joining the groups: a change committed meanwhile is either in
                 # the snapshot, or held and sent after it (clients apply both by version).
-                items = await database_sync_to_async(permissions.snapshot_items)(view)
-                for frame in snapshot_frames(resource.name, items, pb_settings.SNAPSHOT_FRAME_BYTES):
+                for frame in await snapshots.frames(resource.name, view, key):
                     self.outbox.put_reply(frame)
         except _UNAVAILABLE as exc:
             # Subscribed, without its snapshot: events go on, and the snapshot is owed
@@ -276,7 +254,7 @@ class LiveConsumer(AccessWatchMixin, DocumentSocketMixin, PaintbrushSocket):
         """Answer one request that the database or the channel layer failed, and send
         its resource ``resync`` once the client may try again: the socket and its other
         subscriptions go on."""
-        retry = _RETRY_AFTER
+        retry = float(pb_settings.DATABASE_RETRY_AFTER_SECONDS)
         logger.warning("Paintbrush: opendoc %r failed (%r); answered unavailable", resource, exc)
         handle = asyncio.get_running_loop().call_later(retry, self._retry_now, resource)
         if self._retries is None:

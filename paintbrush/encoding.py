@@ -13,8 +13,10 @@ group and every socket (tests count its calls to prove it).
 
 It is ``json.loads`` made safe for hostile input: a depth limit checked before parsing
 (the stdlib parser recurses once per level, so ~1,000 nested brackets, 2 KB of text,
-end in ``RecursionError``), and no ``NaN``/``Infinity`` (the stdlib accepts them, but
-they are not JSON, and echoing them back produces text no client can parse).
+end in ``RecursionError``), no ``NaN``/``Infinity`` (the stdlib accepts them, but
+they are not JSON, and echoing them back produces text no client can parse), and no
+unpaired surrogate (``"\\ud800"``: the stdlib returns it as a lone UTF-16 half, which
+no UTF-8 text can hold, so an error frame echoing it could never be sent).
 """
 
 from __future__ import annotations
@@ -38,7 +40,8 @@ def encode(message: Any) -> str:
 
 class JSONDecodeLimitError(ValueError):
     """JSON that ``decode`` refuses although ``json.loads`` would take it (or crash on it):
-    nested deeper than the limit, or holding ``NaN``/``Infinity``/``-Infinity``.
+    nested deeper than the limit, holding ``NaN``/``Infinity``/``-Infinity``, or a string
+    with an unpaired surrogate.
 
     A ``ValueError``, like the malformed-JSON ``json.JSONDecodeError``, so one
     ``except ValueError`` covers every bad input; the message names the rule broken."""
@@ -80,28 +83,61 @@ def _finite_float(token: str) -> float:
 # One decoder, built once: ``json.loads(text, parse_constant=...)`` builds a new one per call.
 _DECODER = json.JSONDecoder(parse_constant=_reject_constant, parse_float=_finite_float)
 
+# An escape of a UTF-16 surrogate half, \ud800 to \udfff, in either case. Paired ones
+# (\ud83d\ude00, an escaped emoji) are what clients with ASCII-only JSON send; only an
+# unpaired one is refused. Whether one is paired is read from the parsed value, not from
+# the text: whether "\ud800" is an escape at all depends on the backslashes before it.
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
+# The parsed value, back to text: it holds an unpaired surrogate iff that text cannot be
+# encoded as UTF-8 (the parser joins pairs into one character).
+_REENCODER = json.JSONEncoder(ensure_ascii=False, check_circular=False, separators=(",", ":"))
+
+
+def _surrogate(error: UnicodeEncodeError) -> str:
+    return f"\\u{ord(error.object[error.start]):04x}"
+
 
 def decode(text: str | bytes, *, max_depth: int) -> Any:
     """Parse JSON text strictly, for input from clients.
 
     Raises ``JSONDecodeLimitError`` (a ``ValueError``) for arrays/objects nested deeper
     than ``max_depth`` levels (``[[]]`` is 2 levels; scalars are 0), for ``NaN``,
-    ``Infinity`` and ``-Infinity``, and for numbers too large for a float (``1e999``);
+    ``Infinity`` and ``-Infinity``, for numbers too large for a float (``1e999``), and
+    for a string or key holding an unpaired surrogate, escaped (``"\\ud800"``) or not;
     any other bad input raises ``ValueError`` with the ``json`` module's own message.
-    Never ``RecursionError``.
+    Never ``RecursionError``. What it returns can always be encoded as UTF-8.
 
     The depth is checked before ``json.loads`` runs, by a linear scan, and only when the
     text holds more ``[`` plus ``{`` than ``max_depth`` (fewer openers cannot nest
     deeper), so a typical frame costs two ``str.count`` calls on top of the parse.
-    ``bytes`` are decoded as ``json.loads`` would (UTF-8/16/32 by detection)."""
+    Surrogates cost a ``\\u`` substring test, a search for a surrogate escape only when
+    there is one, and a re-encoding of the value (faster than the parse) only when that
+    finds one; text that is not ASCII is also encoded to UTF-8 once (raw surrogates).
+    ``bytes`` are decoded like ``json.loads`` does (UTF-8/16/32 by detection), but
+    strictly: an encoded surrogate is a ``UnicodeDecodeError``."""
+    checked = False  # known to hold no raw surrogate
     if isinstance(text, bytes):
-        text = text.decode(json.detect_encoding(text), "surrogatepass")
+        text = text.decode(json.detect_encoding(text))
+        checked = True
     if text.count("[") + text.count("{") > max_depth and nesting_depth(text) > max_depth:
         raise JSONDecodeLimitError(f"JSON nested deeper than {max_depth} levels")
     if text.startswith("\ufeff"):  # as json.loads does, which _DECODER.decode does not
         raise json.JSONDecodeError("Unexpected UTF-8 BOM (decode using utf-8-sig)", text, 0)
     try:
-        return _DECODER.decode(text)
+        value = _DECODER.decode(text)
     except RecursionError:
         # Only if max_depth is set near the interpreter's recursion limit.
         raise JSONDecodeLimitError(f"JSON nested too deeply to parse (limit {max_depth} levels)") from None
+    if not (checked or text.isascii()):  # isascii is O(1) on ASCII text
+        try:
+            text.encode()
+        except UnicodeEncodeError as error:
+            raise JSONDecodeLimitError(f"The text holds a surrogate ({_surrogate(error)}), not a character") from None
+    if "\\u" in text and _SURROGATE_ESCAPE.search(text):
+        try:
+            _REENCODER.encode(value).encode()
+        except UnicodeEncodeError as error:
+            raise JSONDecodeLimitError(
+                f"{_surrogate(error)} is an unpaired surrogate, not a character: JSON strings must be valid Unicode"
+            ) from None
+    return value

@@ -117,6 +117,9 @@ class _Run:
     probe_heard: asyncio.Event = field(default_factory=asyncio.Event)
     #: The groups must be joined again on ``channel`` before anything is promised.
     rejoin_owed: bool = False
+    #: Channels the run listened on before: to leave its groups once it has joined them
+    #: on the new one (else the layer would go on copying every message to them).
+    abandoned: list[str] = field(default_factory=list)
 
 
 class Hub:
@@ -411,6 +414,11 @@ class Hub:
         for group in list(self.members):
             self._heard[group] = {}  # numbers seen before the outage prove nothing now
             self._lost(group, LAYER_DOWN)
+        abandoned, run.abandoned = run.abandoned, []
+        for old in abandoned:
+            for group in list(self.members):
+                with contextlib.suppress(Exception):  # it expires there by itself otherwise
+                    await asyncio.wait_for(self.layer.group_discard(group, old), pb_settings.LAYER_TIMEOUT_SECONDS)
         return True
 
     def _lost(self, group: str, reason: str) -> None:
@@ -501,6 +509,8 @@ class Hub:
             return  # the next probe fails too and comes back here
         if self._run is not run:
             return
+        if not _is_pubsub(self.layer):  # flush() forgot the pub/sub layer's groups already
+            run.abandoned.append(run.channel)
         run.channel = channel
         run.receiver = asyncio.get_running_loop().create_task(self._receive(run, channel))
         run.rejoin_owed = True

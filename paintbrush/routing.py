@@ -3,12 +3,13 @@ WebSocket routes, for the project's ASGI application:
 
     from channels.auth import AuthMiddlewareStack
     from channels.routing import ProtocolTypeRouter, URLRouter
-    from channels.security.websocket import AllowedHostsOriginValidator
+    from paintbrush.origins import SameOriginValidator
     from paintbrush.routing import websocket_urlpatterns
 
     application = ProtocolTypeRouter({
         "http": get_asgi_application(),
-        "websocket": AllowedHostsOriginValidator(
+        # Django's CSRF origin rule: not Channels' AllowedHostsOriginValidator (host only).
+        "websocket": SameOriginValidator(
             AuthMiddlewareStack(URLRouter(websocket_urlpatterns))
         ),
     })

@@ -55,11 +55,12 @@ DEFAULTS: dict[str, Any] = {
     # A socket sending more bad frames than this within a minute is closed (1008):
     # errors are answered, not fatal, but answering a flood is not free.
     "MAX_ERRORS_PER_MINUTE": 120,
+    # Retry-After, in seconds, of the JSON 503 a REST request gets while the database
+    # cannot be reached (refused or lost connections; paintbrush.handlers), and the
+    # retry_after of an opendoc answered "unavailable" then.
+    "DATABASE_RETRY_AFTER_SECONDS": 5,
     # Changes to role documents committed within this window are pushed as one.
     "DOC_COALESCE_SECONDS": 0.05,
-    # Channel layer alias used to carry events between processes.
-    "CHANNEL_LAYER": "default",
-    # Modules named so in each installed app are imported at start-up to register resources.
     # Every this many seconds each server process's hub proves that the channel layer
     # still delivers to it, by a probe through the layer to itself: a connection that a
     # NAT or load balancer dropped silently fails no call, it only delivers nothing.
@@ -70,6 +71,9 @@ DEFAULTS: dict[str, Any] = {
     # recovery) may take before it counts as failed: a send that fails so is owed a
     # "lost" marker, as when Redis refuses it. Bounds a write's wait on a dead connection.
     "LAYER_TIMEOUT_SECONDS": 5.0,
+    # Channel layer alias used to carry events between processes.
+    "CHANNEL_LAYER": "default",
+    # Modules named so in each installed app are imported at start-up to register resources.
     "AUTODISCOVER_MODULE": "live",
     # Client addresses (or networks, "10.0.0.0/8") that may read paintbrush.metrics's
     # views without signing in as staff.

@@ -239,8 +239,9 @@ def _in_event_loop() -> bool:
 
 def _allowed_host() -> str:
     """A host name ``ALLOWED_HOSTS`` accepts: the first one listed, so that it was there
-    before the test runner added ``testserver`` (``AllowedHostsOriginValidator`` keeps
-    the list as it was when the ASGI application was built)."""
+    before the test runner added ``testserver`` (a validator that copies the list when
+    the ASGI application is built, as Channels' ``AllowedHostsOriginValidator`` does,
+    keeps it as it was; ``paintbrush.origins.SameOriginValidator`` reads it each time)."""
     for host in settings.ALLOWED_HOSTS:
         if host != "*":
             return host.removeprefix(".")  # ".example.com" allows example.com itself

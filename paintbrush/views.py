@@ -26,6 +26,7 @@ from rest_framework.exceptions import APIException, ParseError, UnsupportedMedia
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from .handlers import ExceptionHandler, handle_database_outages
 from .parsers import BodyTooLarge, JSONParser
 from .writes import stored_as_is
 
@@ -99,6 +100,11 @@ class LiveModelViewSet(viewsets.ModelViewSet):  # type: ignore[type-arg]
         if isinstance(exc, RequestDataTooBig):
             exc = BodyTooLarge()
         return super().handle_exception(exc)
+
+    def get_exception_handler(self) -> ExceptionHandler:
+        # The project's handler, with a lost database answered 503 + Retry-After rather
+        # than Django's HTML 500 (paintbrush.handlers).
+        return handle_database_outages(super().get_exception_handler())
 
     def initial(self, request: Request, *args: Any, **kwargs: Any) -> None:
         super().initial(request, *args, **kwargs)

@@ -4,21 +4,27 @@ Settings of the demo project, from the environment:
 - ``DATABASE_URL``: any URL dj-database-url understands; default an SQLite file here.
 - ``REDIS_URL``: unset, the in-memory channel layer (one process); set, channels-redis
   (events cross processes: the shell, management commands, several servers).
+- ``REDIS_LAYER``: ``pubsub`` picks channels-redis's pub/sub layer (default: its core
+  layer).
 - ``ALLOWED_HOSTS``: comma-separated; default localhost names.
 - ``DJANGO_DEBUG``: ``1`` turns debug mode on (``scripts/demo`` does); off by default, so
   an error is never answered with Django's technical page (it lists the settings).
 - ``DJANGO_SECRET_KEY``: default a random key kept in ``.secret_key`` here, made on first
   use (every process on this machine shares it).
+- ``PAINTBRUSH_SETTINGS``: a JSON object merged into ``PAINTBRUSH`` (the tests lower
+  limits in a server process with it: ``{"MAX_SOCKETS_PER_CLIENT": 3}``).
 """
 
 from __future__ import annotations
 
+import json
 import os
 import tempfile
 from pathlib import Path
 from typing import Any
 
 import dj_database_url
+from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -121,7 +127,10 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 if os.environ.get("REDIS_URL"):
     CHANNEL_LAYERS = {
         "default": {
-            "BACKEND": "channels_redis.core.RedisChannelLayer",
+            # REDIS_LAYER=pubsub: channels-redis's pub/sub layer (docs/deploy.md).
+            "BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer"
+            if os.environ.get("REDIS_LAYER") == "pubsub"
+            else "channels_redis.core.RedisChannelLayer",
             # Each server process listens on one hub channel (paintbrush.hub); give it
             # room for bursts rather than the default 100 messages.
             "CONFIG": {
@@ -169,6 +178,11 @@ PAINTBRUSH = {
     "MAX_FRAME_BYTES": 64 * 1024,
     "DOC_COALESCE_SECONDS": 0.05,
 }
+if os.environ.get("PAINTBRUSH_SETTINGS"):
+    _overrides = json.loads(os.environ["PAINTBRUSH_SETTINGS"])
+    if not isinstance(_overrides, dict):
+        raise ImproperlyConfigured(f"PAINTBRUSH_SETTINGS must be a JSON object, not {_overrides!r}")
+    PAINTBRUSH.update(_overrides)  # values are checked by the paintbrush.E... system checks
 
 # Role documents travel as one message each; Daphne (runserver) refuses to send, or
 # receive, a message over 1 MiB by default. Raised deliberately so that documents up to
@@ -196,9 +210,16 @@ STATIC_ROOT = BASE_DIR / "staticfiles"
 WHITENOISE_USE_FINDERS = True
 STATIC_ROOT.mkdir(exist_ok=True)
 
+
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
+    # uvicorn logs a client's invalid UTF-8 as an ERROR with a traceback (paintbrush.logfilters).
+    "filters": {"client_protocol_errors": {"()": "paintbrush.logfilters.ClientProtocolErrors"}},
     "handlers": {"console": {"class": "logging.StreamHandler"}},
-    "loggers": {"paintbrush": {"handlers": ["console"], "level": "INFO"}},
+    "loggers": {
+        "paintbrush": {"handlers": ["console"], "level": "INFO"},
+        # A filter only: uvicorn's own handlers and level stay as it configured them.
+        "uvicorn.error": {"filters": ["client_protocol_errors"]},
+    },
 }

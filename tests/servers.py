@@ -51,8 +51,10 @@ __all__ = [
     "LiveClient",
     "RedisServer",
     "ServerProcess",
+    "Service",
     "database_url",
     "free_port",
+    "http_call",
     "http_json",
     "rest_state",
     "server_command",
@@ -94,7 +96,31 @@ def database_url() -> str:
 # -- Redis ------------------------------------------------------------------------------
 
 
-class RedisServer:
+class Service:
+    """Something a test starts, and closes on the way out: ``start()``, ``stop()``, and
+    ``close()`` (stop, then remove its files in ``self.dir``)."""
+
+    dir: str | Path
+
+    def start(self) -> None:
+        raise NotImplementedError
+
+    def stop(self) -> None:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        self.stop()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+    def __enter__(self) -> Self:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class RedisServer(Service):
     """A private ``redis-server`` on a loopback port, no persistence, in a temp dir.
 
     ``stop()`` kills it (SIGKILL: everything it held is lost, as in a crash);
@@ -153,17 +179,6 @@ class RedisServer:
         self.process.send_signal(signal.SIGKILL)
         self.process.wait(10)
         self.process = None
-
-    def close(self) -> None:
-        self.stop()
-        shutil.rmtree(self.dir, ignore_errors=True)
-
-    def __enter__(self) -> Self:
-        self.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
 
 # -- server processes ------------------------------------------------------------------------
@@ -315,12 +330,11 @@ class ServerProcess:
 # -- REST ---------------------------------------------------------------------------------
 
 
-def http_json(
+def http_call(
     method: str, url: str, body: Any = None, headers: dict[str, str] | None = None, timeout: float = 60
-) -> tuple[int, Any]:
-    """One request; the status and the decoded JSON body (None when empty or not JSON).
-    Anonymous: the demo's ``todos`` allows anonymous writes, and DRF's session
-    authentication checks CSRF only for signed-in users."""
+) -> tuple[int, http.client.HTTPMessage, Any]:
+    """One request: the status, the response headers and the decoded JSON body (None
+    when empty or not JSON)."""
     parts = urllib.parse.urlsplit(url)
     connection = http.client.HTTPConnection(parts.hostname or "127.0.0.1", parts.port or 80, timeout=timeout)
     try:
@@ -334,9 +348,19 @@ def http_json(
             data = json.loads(raw) if raw else None
         except ValueError:
             data = None
-        return response.status, data
+        return response.status, response.headers, data
     finally:
         connection.close()
+
+
+def http_json(
+    method: str, url: str, body: Any = None, headers: dict[str, str] | None = None, timeout: float = 60
+) -> tuple[int, Any]:
+    """One request; the status and the decoded JSON body (None when empty or not JSON).
+    Anonymous: the demo's ``todos`` allows anonymous writes, and DRF's session
+    authentication checks CSRF only for signed-in users."""
+    status, _, data = http_call(method, url, body, headers, timeout)
+    return status, data
 
 
 def rest_state(server: ServerProcess | str, resource: str) -> dict[Any, dict[str, Any]]:

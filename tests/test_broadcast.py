@@ -4,7 +4,9 @@ channel layer that refuses them never fails a committed write; its groups are to
 
 from __future__ import annotations
 
+import asyncio
 import threading
+from collections import OrderedDict
 from typing import Any
 from unittest import mock
 
@@ -70,3 +72,40 @@ class BroadcastTests(TestCase):
         markers = [m for m in layer.sent if m.get("lost")]
         self.assertEqual([m["group"] for m in markers], [event_group("todos", "all")])
         self.assertEqual(broadcast._unsent, set())
+
+    def test_message_numbers_are_kept_for_the_most_recently_written_groups_only(self) -> None:
+        # One entry per group ever written used to stay for the process's life.
+        layer = Refusing()
+        layer.up.set()
+        with (
+            mock.patch.object(broadcast, "get_channel_layer", return_value=layer),
+            mock.patch.object(broadcast, "_MAX_GROUPS", 3),
+            mock.patch.object(broadcast, "_seq", OrderedDict()),
+            mock.patch.object(broadcast._Process, "forgotten", 0),
+        ):
+            broadcast.send([("old", "1")])
+            broadcast.send([(f"g{i}", "1") for i in range(3)])  # "old" is forgotten
+            broadcast.send([("old", "2")])
+            self.assertLessEqual(len(broadcast._seq), 3)
+        first, again = (m for m in layer.sent if m["group"] == "old")
+        # Numbered anew, under another origin name: no hub takes 1 for a repeat of 1.
+        self.assertEqual(again["seq"], 1)
+        self.assertNotEqual(again["origin"], first["origin"])
+        self.assertTrue(again["origin"].startswith(broadcast._origin_id()))
+
+    def test_a_send_the_layer_never_answers_is_refused_in_time(self) -> None:
+        # A connection dropped without FIN or RST: the send waits for a reply that never
+        # comes, and the write's response with it (30 s with the demo's socket_timeout).
+        class Silent(Refusing):
+            async def group_send(self, group: str, message: dict[str, Any]) -> None:
+                await asyncio.Event().wait()
+
+        layer = Silent()
+        with (
+            mock.patch.object(broadcast, "get_channel_layer", return_value=layer),
+            mock.patch.object(broadcast, "_retry_later"),
+            override_settings(PAINTBRUSH={"LAYER_TIMEOUT_SECONDS": 0.1}),
+            self.assertLogs("paintbrush", "WARNING"),
+        ):
+            broadcast.send([("silent", "1")])
+        self.assertEqual(broadcast._unsent, {"silent"})  # owed a lost marker

@@ -6,6 +6,7 @@ from typing import Any
 from unittest import mock
 
 from channels.routing import ProtocolTypeRouter
+from channels.security.websocket import AllowedHostsOriginValidator
 from django.core.handlers.asgi import ASGIHandler
 from django.core.management import call_command
 from django.db import models
@@ -14,6 +15,7 @@ from rest_framework import permissions
 
 from paintbrush import checks, documents
 from paintbrush.documents.roles import RoleRegistry
+from paintbrush.origins import SameOriginValidator
 from paintbrush.resources import Resource, ResourceRegistry
 from paintbrush.views import LiveModelViewSet
 from project.demo.models import Checklist, Note, Todo
@@ -21,6 +23,9 @@ from project.demo.models import Checklist, Note, Todo
 #: ASGI applications for paintbrush.E011, named by ASGI_APPLICATION below.
 DJANGO_ONLY = ASGIHandler()
 HTTP_ONLY = ProtocolTypeRouter({"http": DJANGO_ONLY})
+#: For paintbrush.W005: sockets behind Channels' host-only origin check, and behind Paintbrush's.
+HOST_ONLY = ProtocolTypeRouter({"http": DJANGO_ONLY, "websocket": AllowedHostsOriginValidator(DJANGO_ONLY)})
+SAME_ORIGIN = ProtocolTypeRouter({"http": DJANGO_ONLY, "websocket": SameOriginValidator(DJANGO_ONLY)})
 
 
 def ids(messages: list[Any]) -> list[str]:
@@ -159,6 +164,16 @@ class ProjectCheckTests(SimpleTestCase):
                 self.assertEqual(ids(checks.check_asgi_application(live, RoleRegistry())), ["paintbrush.E011"])
                 # Nothing live, no roles: nothing needs a socket.
                 self.assertEqual(checks.check_asgi_application(ResourceRegistry(), RoleRegistry()), [])
+
+    def test_w005_websocket_origins_checked_by_host_only(self) -> None:
+        live = ResourceRegistry()
+        live.register(Todo, name="todos", notify=True)
+        with override_settings(ASGI_APPLICATION="tests.test_checks.HOST_ONLY"):
+            messages = checks.check_asgi_application(live, RoleRegistry())
+        self.assertEqual(ids(messages), ["paintbrush.W005"])
+        self.assertIn("SameOriginValidator", str(messages[0].hint))
+        with override_settings(ASGI_APPLICATION="tests.test_checks.SAME_ORIGIN"):
+            self.assertEqual(checks.check_asgi_application(live, RoleRegistry()), [])
 
 
 class AnonymousAccessCheckTests(SimpleTestCase):

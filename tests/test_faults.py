@@ -93,11 +93,13 @@ class FaultTestCase(TransactionTestCase):
         self.addCleanup(redis.close)
         return redis
 
-    async def start_servers(self, count: int = 1, redis: RedisServer | None = None) -> list[ServerProcess]:
+    async def start_servers(
+        self, count: int = 1, redis: RedisServer | None = None, env: dict[str, str] | None = None
+    ) -> list[ServerProcess]:
         """``count`` server processes (on one Redis and layer prefix when given), started
         side by side."""
         prefix = new_prefix()
-        servers = [ServerProcess(redis_url=redis.url if redis else None, prefix=prefix) for _ in range(count)]
+        servers = [ServerProcess(redis_url=redis.url if redis else None, prefix=prefix, env=env) for _ in range(count)]
         for server in servers:
             self.addCleanup(server.close)
         await asyncio.gather(*(asyncio.to_thread(s.start) for s in servers))
@@ -483,6 +485,8 @@ STALL_RSS_BOUND = 40 * 2**20
 #: far from full even with the small receive buffer), while the outbox counts them
 #: uncompressed.
 STALL_RCVBUF = 4096
+#: The stalled server's MAX_PENDING_BYTES.
+STALL_PENDING_BYTES = 256 * 1024
 WRITE_BATCH = 500
 
 
@@ -508,7 +512,11 @@ class StalledSocketTests(FaultTestCase):
         overflow: each stalled client must get ``resync`` (answered with a snapshot) and
         converge, while the reading client gets every event, none dropped, no resync."""
         redis = await asyncio.to_thread(self.redis)
-        (server,) = await self.start_servers(1, redis)
+        # 15,000 events of ~300 bytes against the kernel's send buffer (autotuned up to
+        # 4 MB) plus the outbox's bound: a bound of 1 MiB made the overflow depend on how
+        # far the kernel grew the buffer that run. 256 KiB makes it certain.
+        pending = {"MAX_PENDING_BYTES": STALL_PENDING_BYTES}
+        (server,) = await self.start_servers(1, redis, env={"PAINTBRUSH_SETTINGS": json.dumps(pending)})
         layers = redis_layers(redis.url, server.prefix or "")
         override = override_settings(CHANNEL_LAYERS=layers)
         override.enable()

@@ -18,7 +18,7 @@ from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 from rest_framework.exceptions import ParseError
 
-from paintbrush.encoding import JSONDecodeLimitError, decode, nesting_depth
+from paintbrush.encoding import JSONDecodeLimitError, decode, encode, nesting_depth
 from paintbrush.parsers import BodyTooLarge, JSONParser, max_json_depth
 from paintbrush.settings import DEFAULTS
 from project.demo.models import Todo
@@ -52,7 +52,12 @@ json_values = st.recursive(
 # Text that is often almost JSON: every token the scan or the parser treats specially.
 TOKENS = ["[", "]", "{", "}", '"', "\\", '\\"', ",", ":", " ", "1", "-", ".", "e5", "a", '"k":']
 TOKENS += ["true", "null", "NaN", "Infinity", "-Infinity", "\ufeff", "\x00", "\u00e9"]
+TOKENS += ["\\ud800", "\\uDC00", "\\ud83d\\ude00", "\\u00e9", "\\\\"]  # escapes: surrogates, others
 jsonish_text = st.lists(st.sampled_from(TOKENS), max_size=60).map("".join)
+# JSON strings of surrogate escapes, other escapes, and text that looks like an escape
+# (an escaped backslash, then "u" and "d83d"): always valid JSON.
+STRING_PARTS = ["\\ud800", "\\uDBFF", "\\ud83d", "\\udc00", "\\uDE00", "\\uDFFF", "\\u00e9", "\\\\", "u", "d83d", "a"]
+escaped_strings = st.lists(st.sampled_from(STRING_PARTS), max_size=8).map(lambda parts: '"' + "".join(parts) + '"')
 deep_text = st.builds(nested, st.integers(0, 3000)) | st.builds(
     lambda n, tail: "[" * n + tail, st.integers(0, 3000), jsonish_text
 )
@@ -134,6 +139,53 @@ class DecodeTests(SimpleTestCase):
             with self.subTest(data=data):
                 self.assertEqual(decode(data, max_depth=32), json.loads(data))
 
+    def test_an_escaped_surrogate_pair_is_one_character_in_either_case(self) -> None:
+        for pair in ("\\ud83d\\ude00", "\\uD83D\\uDE00", "\\uD83d\\udE00"):
+            text = f'["{pair}", {{"{pair}": "x{pair}y"}}]'
+            with self.subTest(pair=pair):
+                self.assertEqual(decode(text, max_depth=2), ["\U0001f600", {"\U0001f600": "x\U0001f600y"}])
+                self.assertEqual(decode(text.encode(), max_depth=2), json.loads(text))
+
+    def test_an_unpaired_surrogate_escape_is_refused_naming_it(self) -> None:
+        cases = {
+            '"\\ud800"': "\\ud800",
+            '"\\uD800"': "\\ud800",
+            '"\\uDbFf"': "\\udbff",
+            '"\\udc00"': "\\udc00",  # a low half alone
+            '"\\uDFFF"': "\\udfff",
+            '"\\ude00\\ud83d"': "\\ude00",  # the halves in the wrong order
+            '"\\ud800\\ud83d\\ude00"': "\\ud800",  # a high half, then a pair
+            '"\\ud83dx\\ude00"': "\\ud83d",  # the halves apart
+            '["\\ud83d", "\\ude00"]': "\\ud83d",  # in two strings
+            '{"\\ud800": 1}': "\\ud800",  # in a key
+            '"\\\\\\ud800"': "\\ud800",  # an escaped backslash, then the escape
+            '"\\\\ud800\\udc00"': "\\udc00",  # "\\ud800" is text: the low half is alone
+            '{"action":"opendoc","resource":"\\ud800"}': "\\ud800",
+        }
+        for text, named in cases.items():
+            json.loads(text)  # which takes it
+            for data in (text, text.encode()):
+                with self.subTest(data=data), self.assertRaises(JSONDecodeLimitError) as caught:
+                    decode(data, max_depth=2)
+                self.assertEqual(
+                    str(caught.exception),
+                    f"{named} is an unpaired surrogate, not a character: JSON strings must be valid Unicode",
+                )
+
+    def test_ud800_after_an_escaped_backslash_is_plain_text(self) -> None:
+        self.assertEqual(decode('"\\\\ud800"', max_depth=0), "\\ud800")
+        self.assertEqual(decode('["\\\\uD83D", "\\u00e9\\u0000"]', max_depth=1), ["\\uD83D", "\u00e9\x00"])
+
+    def test_a_raw_surrogate_is_refused(self) -> None:
+        # Not from a server (a socket frame or a body decoded strictly holds none), but
+        # from a caller's str; bytes are decoded strictly (json.loads passes surrogates).
+        for text in ('"\ud800"', '["\u00e9", "\udfff"]', '"\ud83d\ude00"'):
+            with self.subTest(text=text), self.assertRaisesMessage(JSONDecodeLimitError, "The text holds a surrogate"):
+                decode(text, max_depth=1)
+        for data in (b'"\xed\xa0\x80"', '"\ud800"'.encode("utf-16-le", "surrogatepass")):
+            with self.subTest(data=data), self.assertRaises(UnicodeDecodeError):
+                decode(data, max_depth=1)
+
     def test_big_flat_arrays_and_objects_are_fine(self) -> None:
         values: list[Any] = [
             list(range(200_000)),
@@ -166,6 +218,19 @@ class DecodeTests(SimpleTestCase):
         self.assertFalse(refused, "decode accepted what json.loads refuses")
         self.assertEqual(value, expected)
         self.assertLessEqual(depth_of(value), max_depth)
+        encode(value).encode()  # what decode accepts can be sent back (no lone surrogate)
+
+    @examples
+    @given(text=escaped_strings)
+    def test_a_string_is_refused_exactly_when_json_loads_gives_an_unpaired_surrogate(self, text: str) -> None:
+        expected = json.loads(text)
+        try:
+            expected.encode()
+        except UnicodeEncodeError:
+            with self.assertRaisesMessage(JSONDecodeLimitError, "is an unpaired surrogate"):
+                decode(text, max_depth=0)
+        else:
+            self.assertEqual(decode(text, max_depth=0), expected)
 
     @examples
     @given(value=json_values, max_depth=st.integers(0, 6), ensure_ascii=st.booleans())
@@ -199,6 +264,7 @@ class ParserTests(SimpleTestCase):
             b'{"title": -Infinity}': "-Infinity is not valid JSON",
             b"{not json": "Expecting property name enclosed in double quotes",
             b'{"title": "\xff"}': "can't decode byte 0xff",
+            b'{"title": "\\ud800"}': "\\ud800 is an unpaired surrogate",
         }
         for body, message in cases.items():
             with self.subTest(body=body[:20]), self.assertRaisesMessage(ParseError, message):
@@ -208,6 +274,9 @@ class ParserTests(SimpleTestCase):
         self.assertEqual(self.parse('{"t": "é"}'.encode("latin-1"), encoding="latin-1"), {"t": "é"})
         with self.assertRaisesMessage(ParseError, 'Unsupported charset "bz2_codec"'):
             self.parse(b"", encoding="bz2_codec")
+        # A charset that makes surrogates of escapes: refused all the same.
+        with self.assertRaisesMessage(ParseError, "The text holds a surrogate (\\ud800)"):
+            self.parse(b'{"t": "\\ud800"}', encoding="unicode_escape")
 
     def test_body_too_large_is_a_413_naming_the_limit(self) -> None:
         exc = BodyTooLarge()
@@ -255,6 +324,15 @@ class RestTests(TestCase):
         self.assert_json_error(self.send("post", "/api/todos", '{"title": NaN}'), 400, "NaN")
         self.assert_json_error(self.send("put", f"/api/todos/{todo.pk}", '{"done": Infinity}'), 400, "Infinity")
         self.assertEqual(list(Todo.objects.values_list("title", "version")), [("a", 1)])
+
+    def test_an_unpaired_surrogate_is_400_and_writes_nothing_a_pair_is_a_character(self) -> None:
+        todo = Todo.objects.create(title="a")
+        detail = "\\ud800 is an unpaired surrogate"
+        self.assert_json_error(self.send("post", "/api/todos", '{"title": "\\ud800"}'), 400, detail)
+        self.assert_json_error(self.send("patch", f"/api/todos/{todo.pk}", '{"title": "x\\uD800"}'), 400, detail)
+        self.assertEqual(list(Todo.objects.values_list("title", "version")), [("a", 1)])
+        response = self.client.post("/api/todos", '{"title": "\\ud83d\\ude00"}', content_type="application/json")
+        self.assertEqual((response.status_code, response.json()["title"]), (201, "\U0001f600"))
 
     def test_a_3_mb_body_is_413_json_and_writes_nothing(self) -> None:
         todo = Todo.objects.create(title="a")

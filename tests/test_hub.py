@@ -303,6 +303,7 @@ class ProbeTests(SimpleTestCase):
         await layer.group_send("g", event("g", "after"))
         await asyncio.wait_for(recorder.done.wait(), 5)
         self.assertEqual(recorder.texts, ["after"])
+        self.assertEqual(list(layer.groups["g"]), [hub.channel])  # the dead channel left it
         await hub.leave(membership)
 
     @override_settings(PAINTBRUSH={"LAYER_PROBE_SECONDS": 0.05, "LAYER_TIMEOUT_SECONDS": 1.0})

@@ -178,6 +178,23 @@ class SocketCounterTests(TransactionTestCase):
         await ws.disconnect()
         self.assertEqual(value("paintbrush_sockets"), sockets)
 
+    async def test_role_documents_count_as_subscriptions_on_either_socket(self) -> None:
+        # They used to be left out of paintbrush_subscriptions.
+        alice = await sync_to_async(get_user_model().objects.create_user)("alice")
+        before = value("paintbrush_subscriptions", resource="doc")
+        multiplexed = await connect(user=alice)
+        await multiplexed.send_json_to({"action": "opendoc", "resource": "doc"})
+        self.assertEqual((await receive(multiplexed))["type"], "opened")
+        self.assertEqual((await receive(multiplexed))["type"], "doc")
+        dedicated = await connect("/ws/doc", user=alice)
+        self.assertEqual((await receive(dedicated))["type"], "doc")
+        self.assertEqual(value("paintbrush_subscriptions", resource="doc"), before + 2)
+        await multiplexed.send_json_to({"action": "closedoc", "resource": "doc"})
+        self.assertEqual((await receive(multiplexed))["type"], "closed")
+        await dedicated.disconnect()
+        self.assertEqual(value("paintbrush_subscriptions", resource="doc"), before)
+        await multiplexed.disconnect()
+
     async def test_refusals_are_counted_and_logged_with_the_client(self) -> None:
         too_large = value("paintbrush_refusals_total", reason="too_large")
         ws = await connect()

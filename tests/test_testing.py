@@ -13,13 +13,13 @@ from asgiref.sync import sync_to_async
 from channels.auth import AuthMiddlewareStack
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from channels.layers import get_channel_layer
-from channels.security.websocket import AllowedHostsOriginValidator
 from django.contrib.auth import get_user_model
 from django.db import transaction
 from django.test import SimpleTestCase, TestCase, TransactionTestCase, override_settings
 
 from paintbrush import broadcast
 from paintbrush.groups import access_group, document_group
+from paintbrush.origins import SameOriginValidator
 from paintbrush.testing import capture_events, communicator, connect, receive, session_cookie, subscribe
 from project.demo.models import Order, Product, Todo
 
@@ -258,7 +258,7 @@ class SocketTests(TransactionTestCase):
                 await self.accept()
                 await self.send_json({"user": self.scope["user"].get_username()})
 
-        application = AllowedHostsOriginValidator(AuthMiddlewareStack(WhoAmI.as_asgi()))
+        application = SameOriginValidator(AuthMiddlewareStack(WhoAmI.as_asgi()))
         alice = await sync_to_async(User.objects.create_user)("alice")
         ws = await connect("/whoami", user=alice, application=application)
         self.assertEqual(await receive(ws), {"user": "alice"})

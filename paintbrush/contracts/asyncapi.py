@@ -42,6 +42,10 @@ ERROR_CODES = {
         "More than PAINTBRUSH['SNAPSHOTS_PER_MINUTE'] snapshots asked for on one socket; retry_after says when "
         "to ask again (an open subscription is sent resync then)."
     ),
+    "unavailable": (
+        "The database (or the channel layer) failed while answering an opendoc; retry_after says when the "
+        "resource is sent resync (the client opens it again). The socket and its other subscriptions go on."
+    ),
 }
 
 #: Close codes a client may see (protocol, appendix).
@@ -50,6 +54,8 @@ CLOSE_CODES = {
     "1009": "(production server) An incoming frame over the server's message limit.",
     "1012": "The server process restarts. Reconnect, with snapshots.",
     "1013": "The socket did not drain within SLOW_SOCKET_SECONDS. Reconnect, with snapshots.",
+    "4008": "1008, from a server that sends only 1000 and 3000-4999 (Daphne, runserver).",
+    "4013": "1013, from a server that sends only 1000 and 3000-4999 (Daphne, runserver).",
     "4003": "The user's access changed. Reconnect under the new rules.",
     "4029": "The client holds MAX_SOCKETS_PER_CLIENT sockets in this server process. Reconnect with backoff.",
 }
@@ -155,7 +161,7 @@ class _Builder:
                 "request": {"description": "The offending message, when it parsed as JSON."},
                 "retry_after": {
                     "type": "number",
-                    "description": "rate_limited: seconds until a snapshot may be asked.",
+                    "description": "rate_limited, unavailable: seconds until the request may be made again.",
                 },
             },
             ["type", "error", "message"],

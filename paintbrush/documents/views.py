@@ -7,6 +7,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from ..handlers import ExceptionHandler, handle_database_outages
 from .roles import roles
 
 __all__ = ["DocumentView"]
@@ -16,6 +17,10 @@ class DocumentView(APIView):
     """The caller's role document; 403 when signed out or no role applies."""
 
     permission_classes = [permissions.IsAuthenticated]
+
+    def get_exception_handler(self) -> ExceptionHandler:
+        # A lost database is a JSON 503 with Retry-After, as for the resources.
+        return handle_database_outages(super().get_exception_handler())
 
     def get(self, request: Request) -> Response:
         role = roles.role_for(request.user)

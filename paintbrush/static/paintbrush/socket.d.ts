@@ -97,7 +97,8 @@ export type ErrorCode =
   | "forbidden"
   | "too_large"
   | "limit_exceeded"
-  | "rate_limited";
+  | "rate_limited"
+  | "unavailable";
 
 /** A request was refused; the socket stays open. */
 export interface ErrorMessage {
@@ -106,7 +107,7 @@ export interface ErrorMessage {
   message: string;
   /** The offending message, when it parsed. */
   request?: unknown;
-  /** rate_limited: seconds until a snapshot may be asked again. */
+  /** rate_limited, unavailable: seconds until the request may be made again. */
   retry_after?: number;
 }
 
