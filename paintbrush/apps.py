@@ -10,7 +10,7 @@ class PaintbrushConfig(AppConfig):
     verbose_name = "Paintbrush"
 
     def ready(self) -> None:
-        from . import access, writes
+        from . import access, metrics, writes
         from . import checks as pb_checks
         from .documents.notices import DocumentNotices
         from .events import EventPublisher
@@ -27,5 +27,6 @@ class PaintbrushConfig(AppConfig):
         writes.observers[:] = [EventPublisher(), DocumentNotices(), access.AccessNotices()]
         writes.connect()
         access.connect_receivers()
+        metrics.observe()
         # Like admin.autodiscover(): each app declares its resources in live.py.
         autodiscover_modules(pb_settings.AUTODISCOVER_MODULE)

@@ -10,7 +10,7 @@ groups its sockets need (``paintbrush.hub``), so a message reaches each interest
 process once and is fanned out there.
 
 Nothing is lost unnoticed. Each process numbers its messages per group (``origin``,
-``seq``), so a hub that finds a number skipped knows a message was lost between
+``seq`` of a ``paintbrush.frames.LayerMessage``), so a hub that finds a number skipped knows a message was lost between
 processes. A message the channel layer refuses (Redis restarting) never fails the
 write, which has committed: it is logged and counted, and a ``lost`` marker is sent to
 its group as soon as the layer takes messages again, so that the subscriptions it was
@@ -35,15 +35,12 @@ from channels.layers import BaseChannelLayer, get_channel_layer
 from django.db import transaction
 
 from . import metrics
+from .frames import LayerMessage
 from .settings import pb_settings
 
 logger = logging.getLogger("paintbrush")
 
-__all__ = ["MESSAGE_TYPE", "send", "send_on_commit", "stats"]
-
-#: The channel-layer message type that carries a text (an encoded event, or an empty
-#: notice) to the hubs of a group.
-MESSAGE_TYPE = "paintbrush.message"
+__all__ = ["send", "send_on_commit", "stats"]
 
 _RETRY_SECONDS = (0.2, 0.5, 1.0, 2.0)
 
@@ -87,17 +84,6 @@ def _origin_id() -> str:
     return _Process.origin[1]
 
 
-def wire_message(group: str, text: str | None, origin: str, seq: int) -> dict[str, Any]:
-    """The channel-layer message: message ``seq`` of ``origin`` to ``group``, carrying
-    ``text``, or, without one, the marker that a message to ``group`` was lost."""
-    message: dict[str, Any] = {"type": MESSAGE_TYPE, "group": group, "origin": origin, "seq": seq}
-    if text is None:
-        message["lost"] = True
-    else:
-        message["text"] = text
-    return message
-
-
 def _number(group: str, text: str | None) -> dict[str, Any]:
     with _lock:
         process = _origin_id()
@@ -108,7 +94,7 @@ def _number(group: str, text: str | None) -> dict[str, Any]:
         if len(_seq) > _MAX_GROUPS:
             _seq.popitem(last=False)
             _Process.forgotten += 1
-    return wire_message(group, text, origin, seq)
+    return LayerMessage(group, origin, seq, text).to_layer()
 
 
 def send_on_commit(messages: Sequence[tuple[str, str]], using: str) -> None:

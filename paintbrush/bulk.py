@@ -63,7 +63,6 @@ A model that declares its own manager keeps all of this by deriving it from
 from __future__ import annotations
 
 import copy
-import functools
 from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -73,7 +72,7 @@ from django.db import NotSupportedError, connections, models, transaction
 from django.db.models import ExpressionWrapper, F
 from django.db.models.deletion import Collector
 
-from .fields import VersionField
+from .fields import version_field
 from .writes import Write, observe, stored_as_is
 
 __all__ = ["LiveManager", "LiveQuerySet"]
@@ -84,16 +83,8 @@ _M = TypeVar("_M", bound=models.Model)
 _NEW = "_paintbrush_new_"
 
 
-@functools.cache
-def _version_attname(model: type[models.Model]) -> str | None:
-    for f in model._meta.concrete_fields:
-        if isinstance(f, VersionField):
-            return f.attname
-    return None
-
-
 def _refuse_version(model: type[models.Model], fields: Iterable[models.Field[Any, Any]]) -> None:
-    version = _version_attname(model)
+    version = version_field(model)
     if version is not None and any(f.attname == version for f in fields):
         raise ValueError(f"{model.__name__}.{version} is assigned by Paintbrush: it cannot be written in bulk.")
 
@@ -181,11 +172,9 @@ class LiveQuerySet(models.QuerySet[_M]):
             return row
         instance = copy.copy(stored)
         instance.__dict__.update(new)
-        write = Write(
-            self.model, instance, db, deleting=False, creating=False, update_fields=update_fields, _stored=stored
-        )
+        write = Write.of_read_row(self.model, instance, db, stored=stored, update_fields=update_fields)
         if write.changed:
-            version = _version_attname(self.model)
+            version = version_field(self.model)
             if version is not None:
                 setattr(instance, version, getattr(stored, version) + 1)
             row.write, row.finish = write, observe(write)
@@ -198,15 +187,13 @@ class LiveQuerySet(models.QuerySet[_M]):
         for chunk in _chunks(db, list(rows)):
             if chunk:
                 after.update((row.pk, row) for row in self._plain(db).filter(pk__in=chunk))
-        version = _version_attname(self.model)
+        version = version_field(self.model)
         done: list[tuple[Write, Callable[[], None] | None]] = []
         for pk, row in rows.items():
             written = after.get(pk)
             if written is None:
                 continue
-            actual = Write(
-                self.model, written, db, deleting=False, creating=False, update_fields=update_fields, _stored=row.stored
-            )
+            actual = Write.of_read_row(self.model, written, db, stored=row.stored, update_fields=update_fields)
             if not actual.changed:
                 continue  # observed before the statement or not: nothing to publish
             if version is not None:
@@ -216,7 +203,7 @@ class LiveQuerySet(models.QuerySet[_M]):
                 # back (the same values, unless an expression gives another each time).
                 for f in self.model._meta.concrete_fields:
                     setattr(row.write.instance, f.attname, getattr(written, f.attname))
-                row.write._changed = None
+                row.write.recompare()
                 done.append((row.write, row.finish))
             else:
                 # Its change was not foreseen (an expression in bulk_update, or one that
@@ -313,7 +300,7 @@ class LiveQuerySet(models.QuerySet[_M]):
             plain: models.QuerySet[_M] = models.QuerySet(self.model, query=self.query.chain(), using=db)
             count = plain.bulk_update(objs, names, batch_size=batch_size)
             written = self._finish(db, rows, update_fields)
-        version = _version_attname(self.model)
+        version = version_field(self.model)
         if version is not None:
             for obj in objs:
                 if obj.pk in written:
@@ -338,7 +325,7 @@ class LiveQuerySet(models.QuerySet[_M]):
                 "update_or_create(), or save() per row."
             )
         objs = list(objs)
-        version = _version_attname(self.model)
+        version = version_field(self.model)
         if version is not None:
             for obj in objs:
                 setattr(obj, version, 1)
@@ -350,9 +337,7 @@ class LiveQuerySet(models.QuerySet[_M]):
                 for obj in objs:
                     obj.save(force_insert=True, using=db)
                 return objs
-            finishes = [
-                observe(Write(self.model, obj, db, deleting=False, creating=True, _stored=None)) for obj in objs
-            ]
+            finishes = [observe(Write.of_read_row(self.model, obj, db, stored=None, creating=True)) for obj in objs]
             created = super().bulk_create(objs, batch_size=batch_size)
             if any(obj.pk is None for obj in created):
                 raise NotSupportedError(f"{self.model.__name__}: bulk_create() returned no primary keys to publish.")

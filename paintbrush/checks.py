@@ -39,12 +39,13 @@ from rest_framework.permissions import BasePermission
 
 from .bulk import LiveQuerySet
 from .documents.roles import ROLE_NAME, RoleRegistry, roles
+from .frames import DOC
 from .models import LiveModel
 from .resources import Resource, ResourceRegistry, site
 from .settings import DEFAULTS
 from .views import LiveModelViewSet
 
-RESERVED_NAMES = frozenset({"doc"})
+RESERVED_NAMES = frozenset({DOC})
 _NAME = re.compile(r"^[A-Za-z0-9_-]{1,60}$")
 
 

@@ -34,9 +34,9 @@ from channels.db import database_sync_to_async
 from django.contrib.auth.models import AnonymousUser
 from django.db import InterfaceError, OperationalError
 
-from . import encoding, metrics, snapshots
+from . import encoding, frames, metrics, snapshots
 from .access import AccessWatchMixin
-from .documents.consumers import DOC, DocumentSocketMixin, role_for
+from .documents.consumers import DocumentSocketMixin
 from .exceptions import (
     BadJSON,
     BadMessage,
@@ -49,6 +49,7 @@ from .exceptions import (
     UnknownAction,
     UnknownResource,
 )
+from .frames import DOC
 from .groups import event_group
 from .hub import Membership
 from .outbox import TRY_AGAIN_LATER
@@ -68,8 +69,6 @@ _RATE_WINDOW = 60.0
 #: database unreachable or its connection lost (not a bug: IntegrityError and the like
 #: still close the socket, loudly).
 _UNAVAILABLE = (OperationalError, InterfaceError)
-#: The resync reason after ``unavailable``.
-UNAVAILABLE = "the server could not answer just now"
 
 #: Error codes that refuse a client something (logged and counted); the other errors
 #: answer mistakes.
@@ -96,10 +95,13 @@ class LiveConsumer(AccessWatchMixin, DocumentSocketMixin, PaintbrushSocket):
     #: Resources owed a resync after an ``unavailable`` answer.
     _retries: dict[str, asyncio.TimerHandle] | None = None
 
-    async def connect(self) -> None:
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
         self.subscriptions: dict[str, _Subscription] = {}
         self._errors: list[float] = []  # when recent bad frames came
         self._snapshots: list[float] = []  # when recent snapshots were taken
+
+    async def connect(self) -> None:
         if not await self.admit():
             return
         try:
@@ -108,8 +110,7 @@ class LiveConsumer(AccessWatchMixin, DocumentSocketMixin, PaintbrushSocket):
             logger.exception("Paintbrush: setting up a socket failed; refusing it")
             allowed = False
         if not allowed:
-            self.log_refusal("access", detail="the user is gone or inactive, or the channel layer is down")
-            await self.close()  # before accept(): the handshake is refused
+            await self.refuse("access", detail="the user is gone or inactive, or the channel layer is down")
             return
         await self.accept()
 
@@ -117,12 +118,9 @@ class LiveConsumer(AccessWatchMixin, DocumentSocketMixin, PaintbrushSocket):
         # The memberships themselves are left by the base class.
         for handle in (self._retries or {}).values():
             handle.cancel()
-        for name in list(getattr(self, "subscriptions", {})):
+        for name in list(self.subscriptions):
             await self._unsubscribe(name)
         await self.detach_document()
-
-    def reply(self, message: dict[str, Any]) -> None:
-        self.outbox.put_reply(encoding.encode(message))
 
     # -- incoming frames ----------------------------------------------------------
 
@@ -186,16 +184,12 @@ class LiveConsumer(AccessWatchMixin, DocumentSocketMixin, PaintbrushSocket):
             resource = request.get("resource") if isinstance(request, dict) else None
             fields = {"resource": resource} if isinstance(resource, str) else {}
             self.log_refusal(exc.code, **fields, detail=str(exc))
-        frame: dict[str, Any] = {"type": "error", "error": exc.code, "message": str(exc)}
-        if request is not None:
-            frame["request"] = request
-        frame.update(exc.extra)
-        self.reply(frame)
+        self.outbox.put_reply(frames.error(exc.code, str(exc), request, **exc.extra))
 
     # -- actions --------------------------------------------------------------------
 
     async def opendoc(self, message: dict[str, Any]) -> None:
-        if self.resource_name(message) == DOC:
+        if self.resource_name(message) == DOC:  # the role document: paintbrush.documents
             return await self.open_document()
         resource = self.resource_of(message)
         snapshot = message.get("snapshot") is True
@@ -208,7 +202,7 @@ class LiveConsumer(AccessWatchMixin, DocumentSocketMixin, PaintbrushSocket):
             retry = _RATE_WINDOW - (time.monotonic() - self._snapshots[0])
             if subscription is not None:
                 # Still owed a consistent view: ask the client again once it may.
-                asyncio.get_running_loop().call_later(retry, self._resync_now, subscription, "snapshot rate limit")
+                asyncio.get_running_loop().call_later(retry, self._resync_now, subscription, frames.RATE_LIMITED)
             limit = pb_settings.SNAPSHOTS_PER_MINUTE
             raise RateLimited(f"At most {limit} snapshots a minute per socket.", retry_after=round(retry, 1))
         # Without AuthMiddlewareStack there is no user: treat the socket as signed out.
@@ -236,12 +230,12 @@ class LiveConsumer(AccessWatchMixin, DocumentSocketMixin, PaintbrushSocket):
             subscription.held = []
         if snapshot:
             subscription.resync = None  # this snapshot answers any resync so far
-        self.reply({"type": "opened", "resource": resource.name})
+        self.outbox.put_reply(frames.opened(resource.name))
         try:
             if snapshot:
                 # Read after joining the groups: a change committed meanwhile is either in
                 # the snapshot, or held and sent after it (clients apply both by version).
-                for frame in await snapshots.frames(resource.name, view, key):
+                for frame in await snapshots.frames_for(resource.name, view, key):
                     self.outbox.put_reply(frame)
         except _UNAVAILABLE as exc:
             # Subscribed, without its snapshot: events go on, and the snapshot is owed
@@ -270,33 +264,21 @@ class LiveConsumer(AccessWatchMixin, DocumentSocketMixin, PaintbrushSocket):
             self._retries.pop(resource, None)
         subscription = self.subscriptions.get(resource)
         if subscription is not None:
-            self._resync_now(subscription, UNAVAILABLE)
+            self._resync_now(subscription, frames.UNAVAILABLE)
         elif not self.closing:
             # Not subscribed (the failure came first): the same frame asks the client to
             # open it again, as it answers any resync.
-            self.outbox.resync(resource, UNAVAILABLE)
-
-    async def open_document(self) -> None:
-        user = self.scope.get("user")
-        role = await role_for(user)
-        if role is None:
-            raise Forbidden("The role document needs a signed-in user with a role.")
-        self.reply({"type": "opened", "resource": DOC})
-        if self.doc_role is None:
-            await self.attach_document(role, user)  # sends the current document
-        elif self._doc_text is not None:
-            self.outbox.put_document(self._doc_text)
+            self.outbox.resync(resource, frames.UNAVAILABLE)
 
     async def closedoc(self, message: dict[str, Any]) -> None:
         if self.resource_name(message) == DOC:
-            await self.detach_document()
-            return self.reply({"type": "closed", "resource": DOC})
+            return await self.close_document()
         resource = self.resource_of(message)
         handle = self._retries.pop(resource.name, None) if self._retries is not None else None
         if handle is not None:
             handle.cancel()
         await self._unsubscribe(resource.name)
-        self.reply({"type": "closed", "resource": resource.name})
+        self.outbox.put_reply(frames.closed(resource.name))
 
     def _release(self, subscription: _Subscription) -> None:
         held, subscription.held = subscription.held, None
@@ -308,8 +290,9 @@ class LiveConsumer(AccessWatchMixin, DocumentSocketMixin, PaintbrushSocket):
         if subscription is None:
             return
         metrics.SUBSCRIPTIONS.labels(name).dec()
-        if hasattr(self, "outbox"):
-            self.outbox.forget(name)
+        outbox = self._outbox()
+        if outbox is not None:
+            outbox.forget(name)
         for membership in subscription.memberships:
             await self.leave(membership)
 

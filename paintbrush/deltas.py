@@ -1,9 +1,11 @@
 """
-Where a delta is built: the event shapes of the wire protocol (``docs/protocol.md``,
-section 2), with items rendered by the resource's own serializer.
+Where a delta is built: what a write's event carries (the item, or the fields that
+changed), rendered by the resource's own serializer; the event's shape on the wire is
+``paintbrush.frames``'s (``docs/protocol.md``, section 2).
 
     item = render(resource, todo)                      # as GET /api/todos/<id> shows it
-    event = update_event("todos", item["id"], {"done": True}, version=2)
+    fields = changed_fields(before, item)               # what an update event carries
+    event = paintbrush.frames.update("todos", item["id"], fields, version=2)
     text = paintbrush.encoding.encode(event)           # once per write, for every socket
 """
 
@@ -17,14 +19,7 @@ if TYPE_CHECKING:
 
     from .resources import Resource
 
-__all__ = [
-    "changed_fields",
-    "create_event",
-    "delete_event",
-    "render",
-    "update_event",
-    "wire_id",
-]
+__all__ = ["changed_fields", "render", "wire_id"]
 
 
 def render(resource: Resource, instance: Model) -> dict[str, Any]:
@@ -46,15 +41,3 @@ def changed_fields(before: dict[str, Any], after: dict[str, Any]) -> dict[str, A
 def wire_id(pk: Any) -> Any:
     """A primary key as the serializer renders it (UUIDs as strings)."""
     return str(pk) if isinstance(pk, uuid.UUID) else pk
-
-
-def create_event(resource: str, item: dict[str, Any]) -> dict[str, Any]:
-    return {"resource": resource, "action": "create", "item": item}
-
-
-def update_event(resource: str, id: Any, fields: dict[str, Any], version: int | None) -> dict[str, Any]:
-    return {"resource": resource, "action": "update", "id": id, "fields": fields, "version": version}
-
-
-def delete_event(resource: str, id: Any, version: int | None) -> dict[str, Any]:
-    return {"resource": resource, "action": "delete", "id": id, "version": version}

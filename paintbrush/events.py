@@ -18,7 +18,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from . import deltas, encoding
+from . import deltas, encoding, frames
 from .broadcast import send_on_commit
 from .groups import event_group
 from .resources import Resource, site
@@ -64,7 +64,7 @@ class EventPublisher:
         messages: list[tuple[str, str]] = []
         if write.deleting:
             version = None if before.version is None else before.version + 1
-            text = encoding.encode(deltas.delete_event(name, pk, version))
+            text = encoding.encode(frames.delete(name, pk, version))
             messages = [(key, text) for key in sorted(before.keys)]
         else:
             item = deltas.render(resource, write.instance)
@@ -75,15 +75,15 @@ class EventPublisher:
                 stay = keys & before.keys
                 if stay:
                     fields = deltas.changed_fields(before.item, item)
-                    text = encoding.encode(deltas.update_event(name, pk, fields, version))
+                    text = encoding.encode(frames.update(name, pk, fields, version))
                     messages += [(key, text) for key in sorted(stay)]
                 gone = before.keys - keys
                 if gone:
                     # The row left these keys' view: for them it is as if it were deleted.
-                    text = encoding.encode(deltas.delete_event(name, pk, version))
+                    text = encoding.encode(frames.delete(name, pk, version))
                     messages += [(key, text) for key in sorted(gone)]
             if joined:
-                text = encoding.encode(deltas.create_event(name, item))
+                text = encoding.encode(frames.create(name, item))
                 messages += [(key, text) for key in sorted(joined)]
         send_on_commit([(event_group(name, key), text) for key, text in messages], write.using)
 

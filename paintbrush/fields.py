@@ -3,7 +3,7 @@ The row version every live model carries, declared by ``paintbrush.models.LiveMo
 
 Live resources inherit ``LiveModel`` rather than declaring this field themselves (check
 ``paintbrush.E003``): the version is assigned under a row lock in the save's
-transaction (``paintbrush.publish``), and only ``LiveModel.save()`` guarantees there is
+transaction (``paintbrush.writes``), and only ``LiveModel.save()`` guarantees there is
 one, even in autocommit mode.
 """
 

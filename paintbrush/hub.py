@@ -50,14 +50,14 @@ import weakref
 from collections import deque
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
-from . import metrics
+from .frames import LAYER_DOWN, MESSAGE_LOST, PROBE_TYPE, LayerMessage
 from .settings import pb_settings
 
 logger = logging.getLogger("paintbrush")
 
-__all__ = ["SOCKETS_USE_THE_HUB", "Hub", "Membership", "get_hub"]
+__all__ = ["SOCKETS_USE_THE_HUB", "Hub", "HubObserver", "Membership", "all_hubs", "get_hub", "observers"]
 
 #: The ``channel_layer_alias`` of Paintbrush's consumers. Messages reach sockets through
 #: the process hub, not per-socket channels, so a consumer needs no channel of its own:
@@ -75,12 +75,6 @@ _MAX_ORIGINS = 1024
 #: How long a message number skipped may take to arrive before it counts as lost.
 _GAP_GRACE = 1.0
 
-#: The channel-layer message type of a hub's probe of its own channel.
-PROBE_TYPE = "paintbrush.probe"
-
-LAYER_DOWN = "the channel layer was unreachable; events may have been missed"
-MESSAGE_LOST = "an event from another server process was lost"
-
 
 @dataclass
 class _Origin:
@@ -89,6 +83,22 @@ class _Origin:
     highest: int
     #: Numbers skipped so far, each with the loop time it counts as lost at.
     missing: dict[int, float] = field(default_factory=dict)
+
+
+class HubObserver(Protocol):
+    """What a hub reports, to whoever watches it (``paintbrush.metrics`` registers one
+    in ``observers``): the hub does not know who listens."""
+
+    def fanned_out(self, received: float | None, deliveries: int) -> None:
+        """One message went to ``deliveries`` local members; it arrived at
+        ``received`` (``time.monotonic()``, None when unknown)."""
+
+    def shed(self, messages: int) -> None:
+        """``messages`` pending messages were dropped for a resync (HUB_MAX_BACKLOG)."""
+
+
+#: Called by every hub of the process, in order; plain calls that must not block.
+observers: list[HubObserver] = []
 
 
 @dataclass(eq=False, frozen=True)
@@ -294,13 +304,14 @@ class Hub:
                 run.probes_heard = number
                 run.probe_heard.set()
             return
-        group, text = message.get("group"), message.get("text")
-        if not isinstance(group, str):
+        received = LayerMessage.from_layer(message)
+        if received is None:
             return
-        self._note(group, message.get("origin"), message.get("seq"))
-        if message.get("lost"):
-            self._pending.append((group, None, 0))  # after the messages before it
-        if isinstance(text, str):
+        group, text = received.group, received.text
+        self._note(group, received.origin, received.seq)
+        if text is None:
+            self._pending.append((group, None, 0))  # the lost marker: after the messages before it
+        else:
             cost = len(self.members.get(group, ()))
             self._pending.append((group, text, cost))
             self._received_at.append(time.monotonic())
@@ -325,7 +336,8 @@ class Hub:
                     self._received_at.popleft()
         for group in reversed(list(lost)):
             self._pending.appendleft((group, None, 0))
-        metrics.shed(self.dropped - shed_before)
+        for observer in observers:
+            observer.shed(self.dropped - shed_before)
         logger.warning(
             "Paintbrush: fan-out backlog over %s deliveries; resyncing %s groups",
             pb_settings.HUB_MAX_BACKLOG,
@@ -347,7 +359,7 @@ class Hub:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._drained.wait(), remaining)
 
-    def _note(self, group: str, origin: Any, seq: Any) -> None:
+    def _note(self, group: str, origin: str | None, seq: int | None) -> None:
         """Take note of message ``seq`` from ``origin``. A number skipped is not yet a
         loss: one process's messages may arrive out of order (its writer threads race
         between numbering and sending, and channels-redis orders a channel by send
@@ -355,7 +367,7 @@ class Hub:
         seconds later. (The first message heard from an origin after joining cannot
         show a gap: there is nothing to compare it with.)"""
         heard = self._heard.get(group)
-        if heard is None or not isinstance(origin, str) or not isinstance(seq, int):
+        if heard is None or origin is None or seq is None:
             return
         state = heard.pop(origin, None)  # re-inserted last: the dict stays oldest-first
         if state is None:
@@ -528,7 +540,8 @@ class Hub:
                     received = self._received_at.popleft() if self._received_at else None
                     await self._deliver(group, text)
                     self.backlog -= cost
-                    metrics.fanned_out(received, cost)  # once per message, not per member
+                    for observer in observers:  # once per message, not per member
+                        observer.fanned_out(received, cost)
                     self._drained.set()
 
     async def _deliver(self, group: str, text: str) -> None:
@@ -555,6 +568,16 @@ def _is_timeout(exc: BaseException) -> bool:
 
 
 _hubs: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[int, Hub]] = weakref.WeakKeyDictionary()
+
+
+def all_hubs() -> list[Hub]:
+    """Every hub of this process, whatever its event loop (a view runs in a thread)."""
+    for _ in range(3):
+        try:
+            return [hub for hubs in list(_hubs.values()) for hub in list(hubs.values())]
+        except RuntimeError:  # a loop's hubs changed while we read them: read again
+            continue
+    return []
 
 
 def hubs_of_this_loop() -> list[Hub]:

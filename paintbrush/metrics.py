@@ -29,7 +29,7 @@ import os
 import time
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from django.http import HttpRequest, HttpResponse, HttpResponseForbidden, JsonResponse
 from django.views.decorators.cache import never_cache
@@ -39,10 +39,10 @@ from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.exposition import choose_encoder
 from prometheus_client.registry import Collector
 
+from .frames import REASON_CODES
+from .hub import all_hubs
+from .hub import observers as _hub_observers
 from .settings import pb_settings
-
-if TYPE_CHECKING:
-    from .hub import Hub
 
 logger = logging.getLogger("paintbrush")
 
@@ -138,7 +138,7 @@ class _LiveCollector(Collector):
     """Numbers read from the live hubs at scrape time, never kept up to date."""
 
     def collect(self) -> Iterable[Metric]:
-        backlog = sum(hub.backlog for hub in _hubs())
+        backlog = sum(hub.backlog for hub in all_hubs())
         yield GaugeMetricFamily(
             "paintbrush_hub_backlog",
             "Deliveries received by this process's hubs and not yet made.",
@@ -148,18 +148,6 @@ class _LiveCollector(Collector):
 
 _live = _LiveCollector()
 registry.register(_live)
-
-
-def _hubs() -> list[Hub]:
-    """Every hub of this process, whatever its event loop (a view runs in a thread)."""
-    from .hub import _hubs as by_loop
-
-    for _ in range(3):
-        try:
-            return [hub for hubs in list(by_loop.values()) for hub in list(hubs.values())]
-        except RuntimeError:  # a loop's hubs changed while we read them: read again
-            continue
-    return []
 
 
 # -- what the rest of Paintbrush calls ------------------------------------------------------------
@@ -186,6 +174,20 @@ def shed(messages: int) -> None:
         SHED.inc(messages)
 
 
+class _HubMetrics:
+    """The process hubs' observer (``paintbrush.hub.observers``)."""
+
+    fanned_out = staticmethod(fanned_out)
+    shed = staticmethod(shed)
+
+
+def observe() -> None:
+    """Watch the process hubs (``AppConfig.ready``): metrics observe the hub, the hub
+    does not import them. Idempotent."""
+    if not any(isinstance(observer, _HubMetrics) for observer in _hub_observers):
+        _hub_observers.append(_HubMetrics())
+
+
 def dropped(frames: int) -> None:
     if frames:
         DROPPED.inc(frames)
@@ -203,16 +205,7 @@ def assembling(role: str) -> Iterator[None]:
 
 
 def _reason_code(reason: str) -> str:
-    from .hub import LAYER_DOWN, MESSAGE_LOST
-    from .outbox import FELL_BEHIND
-
-    codes = {
-        LAYER_DOWN: "layer_down",
-        MESSAGE_LOST: "message_lost",
-        FELL_BEHIND: "slow_socket",
-        "snapshot rate limit": "rate_limited",
-    }
-    return codes.get(reason, "other")
+    return REASON_CODES.get(reason, "other")
 
 
 def resynced(resource: str, reason: str, client: str) -> None:

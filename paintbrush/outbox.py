@@ -25,14 +25,14 @@ the client's own requests (``SNAPSHOTS_PER_MINUTE``, ``MAX_ERRORS_PER_MINUTE``).
 from __future__ import annotations
 
 import asyncio
-import functools
 import logging
 import types
 from collections import deque
 from collections.abc import Awaitable, Callable, Coroutine, Generator
 from typing import Any, cast
 
-from . import encoding, metrics
+from . import frames, metrics
+from .frames import FELL_BEHIND
 from .settings import pb_settings
 
 logger = logging.getLogger("paintbrush")
@@ -47,15 +47,6 @@ _REPLY, _EVENT, _DOCUMENT = 0, 1, 2
 #: The queue of every outbox that has never had to wait: always empty, never appended
 #: to (a frame is queued only behind a send in flight, which makes the real queue).
 _NO_QUEUE: deque[list[Any]] = deque(maxlen=0)
-
-#: The reason of the resyncs that replace a slow socket's dropped events.
-FELL_BEHIND = "the socket fell behind and its pending events were dropped"
-
-
-@functools.lru_cache(maxsize=256)
-def _resync_text(subscription: str, reason: str) -> str:
-    # A lost group resyncs every socket of it: one encode serves them all.
-    return encoding.encode({"type": "resync", "resource": subscription, "reason": reason})
 
 
 @types.coroutine
@@ -157,7 +148,7 @@ class Outbox:
     def resync(self, subscription: str, reason: str) -> None:
         """Tell the client to take a fresh snapshot of ``subscription``, after the
         frames already queued (they are older than the snapshot it will take)."""
-        self.put_reply(_resync_text(subscription, reason))
+        self.put_reply(frames.resync(subscription, reason))
         self.resyncs += 1
         metrics.resynced(subscription, reason, self.client)
 

@@ -4,11 +4,11 @@ that asks for the same one at the same moment.
 
     view, key = await database_sync_to_async(listing)(resource, user)   # Forbidden?
     ...                                            # join the resource's groups, then:
-    frames = await snapshots.frames(resource.name, view, key)
+    frames = await snapshots.frames_for(resource.name, view, key)
 
 A snapshot is what ``GET /api/<name>`` lists for the socket's user
 (``paintbrush.permissions``), as frames of at most ``SNAPSHOT_FRAME_BYTES``
-(``snapshot_frames``). Two sockets whose views compile to the same SQL with the same
+(``paintbrush.frames.snapshot``). Two sockets whose views compile to the same SQL with the same
 parameters see the same rows, so after a restart the hundreds of sockets that reconnect
 together and ask for the same 5,000 rows share one read, one rendering and one encoding,
 instead of queueing one each on the database thread (500 such clients took 89 s to be
@@ -36,11 +36,11 @@ from typing import Any
 
 from channels.db import database_sync_to_async
 
-from . import encoding, permissions
+from . import frames, permissions
 from .resources import Resource
 from .settings import pb_settings
 
-__all__ = ["frames", "listing", "query_key", "snapshot_frames", "stats"]
+__all__ = ["frames_for", "listing", "query_key", "stats"]
 
 #: Over the process's life: snapshots read and rendered, and those served by a
 #: rendering another socket asked for.
@@ -77,27 +77,7 @@ def query_key(resource: str, view: Any) -> Hashable:
     return (resource, view.get_serializer_class(), sql, tuple(map(repr, params)))
 
 
-def snapshot_frames(resource: str, items: list[Any], limit: int) -> list[str]:
-    """The snapshot as frames of at most about ``limit`` bytes of JSON, every one but
-    the last marked ``"more": true`` (a server limits the size of a message: Daphne to
-    1 MiB by default). An item larger than ``limit`` travels alone."""
-    head = encoding.encode({"resource": resource, "action": "snapshot"})[:-1] + ',"items":['
-    frames: list[str] = []
-    chunk: list[str] = []
-    size = 0
-    for item in items:
-        text = encoding.encode(item)
-        length = len(text.encode())
-        if chunk and size + length > limit:
-            frames.append(head + ",".join(chunk) + '],"more":true}')
-            chunk, size = [], 0
-        chunk.append(text)
-        size += length + 1
-    frames.append(head + ",".join(chunk) + "]}")
-    return frames
-
-
-async def frames(resource: str, view: Any, key: Hashable) -> list[str]:
+async def frames_for(resource: str, view: Any, key: Hashable) -> list[str]:
     """The snapshot frames of ``view``'s listing, read after this call began: from a
     batch not yet started for the same ``key``, or a new one."""
     loop = asyncio.get_running_loop()
@@ -129,4 +109,4 @@ def _render(resource: str, view: Any, batch: _Batch, batches: dict[Hashable, _Ba
     stats["rendered"] += 1
     queryset = view.filter_queryset(view.get_queryset())
     items = list(view.get_serializer_class()(queryset, many=True, context={}).data)
-    return snapshot_frames(resource, items, pb_settings.SNAPSHOT_FRAME_BYTES)
+    return frames.snapshot(resource, items, pb_settings.SNAPSHOT_FRAME_BYTES)

@@ -30,6 +30,7 @@ contract says (``close_code``).
 from __future__ import annotations
 
 import asyncio
+import enum
 import logging
 from collections import Counter
 from collections.abc import Callable, Coroutine
@@ -45,7 +46,7 @@ from .settings import pb_settings
 
 logger = logging.getLogger("paintbrush")
 
-__all__ = ["POLICY_VIOLATION", "TOO_MANY_SOCKETS", "PaintbrushSocket", "client_key", "close_code"]
+__all__ = ["POLICY_VIOLATION", "TOO_MANY_SOCKETS", "PaintbrushSocket", "SocketState", "client_key", "close_code"]
 
 #: Close code when a client opens more than ``MAX_SOCKETS_PER_CLIENT`` sockets.
 TOO_MANY_SOCKETS = 4029
@@ -108,15 +109,29 @@ def _frame(text: str) -> dict[str, Any]:
     return frame
 
 
+class SocketState(enum.Enum):
+    """Where a socket is in its life; it only moves forward."""
+
+    #: The handshake is not answered yet.
+    CONNECTING = "connecting"
+    #: Accepted: frames go both ways.
+    OPEN = "open"
+    #: ``close()`` was called, or the client went away: nothing more goes out, and
+    #: frames still arriving are not answered.
+    CLOSING = "closing"
+    #: Released: everything it held is given back.
+    CLOSED = "closed"
+
+
 class PaintbrushSocket(AsyncWebsocketConsumer):
     """Base of Paintbrush's consumers."""
 
     channel_layer_alias = SOCKETS_USE_THE_HUB
+    #: Made by ``admit()``, the first thing a Paintbrush socket's ``connect()`` does
+    #: (``_outbox()`` is None before it).
     outbox: Outbox
+    state = SocketState.CONNECTING
     _client: str | None = None
-    #: close() was called (or the client went away): nothing more goes out.
-    closing = False
-    _released = False
     #: Hub memberships taken with join(), left on release (made on the first join: an
     #: idle socket should cost little memory).
     _memberships: dict[Membership, None] | None = None
@@ -135,8 +150,8 @@ class PaintbrushSocket(AsyncWebsocketConsumer):
         then the socket is accepted and closed at once with ``TOO_MANY_SOCKETS``, so the
         client learns why (a refused handshake says nothing)."""
         send = _wire_send(self.base_send)
-        self.outbox = Outbox(lambda text: send(_frame(text)), self.close_with)
-        client = self.outbox.client = client_key(self.scope)
+        outbox = self.outbox = Outbox(lambda text: send(_frame(text)), self.close_with)
+        client = outbox.client = client_key(self.scope)
         if _open[client] >= pb_settings.MAX_SOCKETS_PER_CLIENT:
             self.log_refusal("too_many_sockets", code=TOO_MANY_SOCKETS)
             await self.accept()
@@ -156,7 +171,7 @@ class PaintbrushSocket(AsyncWebsocketConsumer):
         if self._memberships is None:
             self._memberships = {}
         self._memberships[membership] = None
-        if self._released:  # released while the join waited on the channel layer
+        if self.state is SocketState.CLOSED:  # released while the join waited on the layer
             await self.leave(membership)
         return membership
 
@@ -168,14 +183,31 @@ class PaintbrushSocket(AsyncWebsocketConsumer):
 
     # -- the end ---------------------------------------------------------------------------
 
+    @property
+    def closing(self) -> bool:
+        """Nothing more goes out (``CLOSING`` or ``CLOSED``)."""
+        return self.state in {SocketState.CLOSING, SocketState.CLOSED}
+
+    async def accept(self, subprotocol: str | None = None, headers: Any = None) -> None:
+        await super().accept(subprotocol, headers)
+        if self.state is SocketState.CONNECTING:
+            self.state = SocketState.OPEN
+
+    async def refuse(self, reason: str, **fields: Any) -> None:
+        """Refuse the handshake (the server answers 403), counted and logged with
+        ``reason`` (``paintbrush.metrics``); everything taken so far is released."""
+        self.log_refusal(reason, **fields)
+        await self.close()
+
     async def close(self, code: int | bool | None = None, reason: str | None = None) -> None:
         """Close the socket, once: later calls do nothing. Before ``accept()`` this
         refuses the handshake. Everything the socket holds is released."""
         if self.closing:
             return
-        self.closing = True
-        if hasattr(self, "outbox"):
-            self.outbox.close()  # nothing may follow the close frame
+        self.state = SocketState.CLOSING
+        outbox = self._outbox()
+        if outbox is not None:
+            outbox.close()  # nothing may follow the close frame
         code = close_code(self.scope, code) if isinstance(code, int) and not isinstance(code, bool) else code
         try:
             await super().close(code=code, reason=reason)
@@ -193,11 +225,12 @@ class PaintbrushSocket(AsyncWebsocketConsumer):
 
     async def release(self) -> None:
         """The socket is gone: give back everything it holds, once."""
-        if self._released:
+        if self.state is SocketState.CLOSED:
             return
-        self._released = self.closing = True
-        if hasattr(self, "outbox"):
-            self.outbox.close()
+        self.state = SocketState.CLOSED
+        outbox = self._outbox()
+        if outbox is not None:
+            outbox.close()
         if self._client is not None:
             metrics.SOCKETS.dec()
             _open[self._client] -= 1
@@ -216,6 +249,10 @@ class PaintbrushSocket(AsyncWebsocketConsumer):
     async def released(self) -> None:
         """Hook: give back what the socket holds beyond its hub memberships."""
 
+    def _outbox(self) -> Outbox | None:
+        outbox: Outbox | None = self.__dict__.get("outbox")
+        return outbox
+
     def log_refusal(self, reason: str, **fields: Any) -> None:
         """Count and log a refusal of this socket's client (``paintbrush.metrics``)."""
         metrics.refused(reason, client_key(self.scope), path=self.scope.get("path", ""), **fields)
@@ -226,6 +263,5 @@ class PaintbrushSocket(AsyncWebsocketConsumer):
         await super().websocket_receive(message)
 
     async def websocket_disconnect(self, message: dict[str, Any]) -> None:
-        self.closing = True
         await self.release()
         await super().websocket_disconnect(message)

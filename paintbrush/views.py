@@ -16,7 +16,7 @@ the same way. The role document's ``GET /api/doc`` is ``paintbrush.documents.vie
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from django.core.exceptions import RequestDataTooBig
 from django.db import transaction
@@ -30,10 +30,7 @@ from .handlers import ExceptionHandler, handle_database_outages
 from .parsers import BodyTooLarge, JSONParser
 from .writes import stored_as_is
 
-if TYPE_CHECKING:
-    from .resources import Resource
-
-__all__ = ["LiveModelViewSet", "PreconditionFailed"]
+__all__ = ["LiveModelViewSet", "PreconditionFailed", "ViewedResource"]
 
 
 class PreconditionFailed(APIException):
@@ -56,11 +53,24 @@ def _parse_if_match(header: str) -> list[str] | None:
     return [t.strip()[1:-1] for t in header.split(",") if t.strip().startswith('"')]
 
 
+class ViewedResource(Protocol):
+    """What the viewset reads of its resource (a ``paintbrush.resources.Resource``,
+    which builds the viewset: named by shape here, so that the two modules do not
+    import each other)."""
+
+    owner_field: str | None
+
+    @property
+    def version_field(self) -> str | None: ...
+
+    def get_queryset(self, user: Any) -> QuerySet[Any]: ...
+
+
 class LiveModelViewSet(viewsets.ModelViewSet):  # type: ignore[type-arg]
     """A ``ModelViewSet`` over ``resource.get_queryset(user)``, JSON in, with
     merge-PUT, ``ETag`` and ``If-Match``."""
 
-    resource: Resource
+    resource: ViewedResource
     parser_classes = [JSONParser]
 
     def get_queryset(self) -> QuerySet[Any]:

@@ -70,6 +70,28 @@ class Write:
     #: Per observer, what its ``before`` returned (observers that returned None are left out).
     _states: list[tuple[Observer, Any]] = field(default_factory=list, repr=False)
 
+    @classmethod
+    def of_read_row(
+        cls,
+        model: type[Model],
+        instance: Model,
+        using: str,
+        *,
+        stored: Model | None,
+        creating: bool = False,
+        update_fields: frozenset[str] | None = None,
+    ) -> Write:
+        """A save whose stored row the caller has read already (``None``: no row):
+        ``paintbrush.bulk`` reads every row of a statement in one query."""
+        write = cls(model, instance, using, deleting=False, creating=creating, update_fields=update_fields)
+        write._stored = stored
+        return write
+
+    def recompare(self) -> None:
+        """The instance's values changed after ``changed`` was computed (a bulk
+        statement wrote them): compute it again when next asked."""
+        self._changed = None
+
     @property
     def stored(self) -> Model | None:
         """The row as stored before this write (None for a new row, or one already
@@ -139,7 +161,7 @@ def observe(write: Write) -> Callable[[], None]:
     """Hand a write made by a bulk statement (``paintbrush.bulk``) to every observer:
     their ``before`` now, their ``after`` when the returned function is called.
 
-    ``write`` carries the row as stored (``Write(..., _stored=row)``, None for a new
+    ``write`` carries the row as stored (``Write.of_read_row(..., stored=row)``, None for a new
     row), read under a row lock in the write's transaction. Call this before the
     statement, with ``write.instance`` holding the values about to be written, and the
     returned function once they are written, the instance then holding the row as

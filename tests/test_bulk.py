@@ -18,7 +18,7 @@ from django.db.models.functions import Concat
 from django.test import TransactionTestCase, override_settings
 from django.test.utils import CaptureQueriesContext
 
-from paintbrush import deltas
+from paintbrush import frames
 from paintbrush.bulk import LiveManager, LiveQuerySet
 from paintbrush.resources import site
 from project.demo.models import Order, Product, Todo
@@ -251,7 +251,7 @@ class ConcurrentBulkWriterTests(TransactionTestCase):
         published: list[tuple[str, int]] = []
         errors: list[BaseException] = []
         start = threading.Barrier(3)
-        original = deltas.update_event
+        original = frames.update
 
         def capture(name: str, pk: str, fields: dict[str, Any], version: int | None) -> dict[str, Any]:
             assert version is not None
@@ -285,7 +285,7 @@ class ConcurrentBulkWriterTests(TransactionTestCase):
             finally:
                 connection.close()
 
-        with mock.patch.object(deltas, "update_event", side_effect=capture):
+        with mock.patch.object(frames, "update", side_effect=capture):
             threads = [threading.Thread(target=run, args=(w,)) for w in (bulk, saves, bulk_updates)]
             for thread in threads:
                 thread.start()

@@ -47,7 +47,7 @@ NODE_MODULES = ROOT / "node_modules"
 ASYNCAPI_SCHEMA = NODE_MODULES / "@asyncapi" / "specs" / "schemas" / "3.0.0-without-$id.json"
 TSC = NODE_MODULES / ".bin" / "tsc"
 CLIENT = ROOT / "paintbrush" / "static" / "paintbrush"
-MODULES = ("index", "signals", "socket", "live", "rest", "dom", "doc")
+MODULES = ("index", "signals", "socket", "stores", "live", "rest", "dom", "doc")
 
 
 def need(path: Path, what: str) -> None:

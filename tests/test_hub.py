@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 from unittest import mock
 
 from channels.layers import InMemoryChannelLayer
 from django.test import SimpleTestCase, override_settings
 
 from paintbrush import hub as hub_module
-from paintbrush.broadcast import MESSAGE_TYPE, wire_message
+from paintbrush.frames import MESSAGE_TYPE, LayerMessage
 from paintbrush.hub import Hub, Membership, get_hub
 
 
@@ -149,7 +150,8 @@ class HubTests(SimpleTestCase):
         await hub.leave(recorder_m)
 
 
-numbered = wire_message
+def numbered(group: str, text: str | None, origin: str, seq: int) -> dict[str, Any]:
+    return LayerMessage(group, origin, seq, text).to_layer()
 
 
 class LossDetectionTests(SimpleTestCase):

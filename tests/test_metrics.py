@@ -19,10 +19,10 @@ from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
 from paintbrush import broadcast, metrics
-from paintbrush.broadcast import wire_message
 from paintbrush.checks import check_settings
-from paintbrush.hub import LAYER_DOWN, get_hub
-from paintbrush.outbox import FELL_BEHIND, Outbox
+from paintbrush.frames import FELL_BEHIND, LAYER_DOWN, LayerMessage
+from paintbrush.hub import get_hub
+from paintbrush.outbox import Outbox
 from paintbrush.sockets import TOO_MANY_SOCKETS
 from paintbrush.testing import communicator, connect, receive, subscribe
 from project.demo.models import Todo
@@ -68,7 +68,7 @@ class CounterTests(SimpleTestCase):
         texts: list[str] = []
         memberships = [await hub.join("g", texts.append, lambda reason: None) for _ in range(3)]
         deliveries, lags = value("paintbrush_deliveries_total"), value("paintbrush_fanout_lag_seconds_count")
-        await layer.group_send("g", wire_message("g", "hello", "origin", 1))
+        await layer.group_send("g", LayerMessage("g", "origin", 1, "hello").to_layer())
         await until(lambda: value("paintbrush_fanout_lag_seconds_count") == lags + 1)
         self.assertEqual(texts, ["hello"] * 3)
         self.assertEqual(value("paintbrush_deliveries_total"), deliveries + 3)

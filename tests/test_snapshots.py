@@ -128,11 +128,11 @@ class BatchTests(SimpleTestCase):
         # neither the snapshot nor its events.
         gate = threading.Event()
         first_view = _View(gate)
-        first = asyncio.ensure_future(snapshots.frames("todos", first_view, "key"))
+        first = asyncio.ensure_future(snapshots.frames_for("todos", first_view, "key"))
         while not first_view.reads:  # the first read has begun (it waits on the gate)
             await asyncio.sleep(0.01)
         later_view = _View()
-        later = asyncio.ensure_future(snapshots.frames("todos", later_view, "key"))
+        later = asyncio.ensure_future(snapshots.frames_for("todos", later_view, "key"))
         gate.set()
         await asyncio.wait_for(asyncio.gather(first, later), 10)
         self.assertEqual((first_view.reads, later_view.reads), (1, 1))  # a read of its own
@@ -140,8 +140,8 @@ class BatchTests(SimpleTestCase):
     async def test_one_waiter_going_away_does_not_cancel_the_others(self) -> None:
         gate = threading.Event()
         view = _View(gate)
-        gone = asyncio.ensure_future(snapshots.frames("todos", view, "key2"))
-        stays = asyncio.ensure_future(snapshots.frames("todos", view, "key2"))
+        gone = asyncio.ensure_future(snapshots.frames_for("todos", view, "key2"))
+        stays = asyncio.ensure_future(snapshots.frames_for("todos", view, "key2"))
         await asyncio.sleep(0)
         gone.cancel()
         gate.set()

@@ -9,7 +9,7 @@ from unittest import mock
 from django.db import connection
 from django.test import TransactionTestCase
 
-from paintbrush import deltas
+from paintbrush import frames
 from project.demo.models import Todo
 
 
@@ -52,14 +52,14 @@ class ConcurrentWriterTests(TransactionTestCase):
         todo.save()  # version 2, done=True
         stale.title = "b"  # still believes done=False
         events: list[dict[str, object]] = []
-        original = deltas.update_event
+        original = frames.update
 
         def capture(*args: object, **kwargs: object) -> dict[str, object]:
             event = original(*args, **kwargs)  # type: ignore[arg-type]
             events.append(event)
             return event
 
-        with mock.patch.object(deltas, "update_event", side_effect=capture):
+        with mock.patch.object(frames, "update", side_effect=capture):
             stale.save()
         # The stale save writes done=False back: the event must say so, at version 3.
         self.assertEqual(events[-1]["fields"], {"title": "b", "done": False})

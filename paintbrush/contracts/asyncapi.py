@@ -19,6 +19,7 @@ from typing import Any
 from ..checks import RESERVED_NAMES
 from ..documents.roles import RoleRegistry
 from ..documents.roles import roles as site_roles
+from ..frames import DOC
 from ..resources import Resource, site
 from .openapi import RestComponents, rest_components
 from .schemas import json_schema, ref_name
@@ -27,7 +28,6 @@ __all__ = ["ERROR_CODES", "asyncapi_document"]
 
 ASYNCAPI_VERSION = "3.0.0"
 PROTOCOL_VERSION = "1.1"
-DOC = "doc"
 
 #: The socket's error codes (protocol, section 2 and appendix).
 ERROR_CODES = {

@@ -117,7 +117,8 @@ class PaintbrushSchemaMixin:
 
     def _live_resource(self) -> Resource | None:
         view = self.view
-        return view.resource if isinstance(view, LiveModelViewSet) else None
+        resource = view.resource if isinstance(view, LiveModelViewSet) else None
+        return resource if isinstance(resource, Resource) else None
 
     def get_request_serializer(self) -> Any:
         serializer = super().get_request_serializer()  # type: ignore[misc]

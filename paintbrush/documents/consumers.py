@@ -12,8 +12,10 @@ from typing import TYPE_CHECKING, Any
 from channels.db import database_sync_to_async
 from channels.layers import get_channel_layer
 
-from .. import metrics
+from .. import frames, metrics
 from ..access import AccessWatchMixin
+from ..exceptions import Forbidden
+from ..frames import DOC
 from ..outbox import TRY_AGAIN_LATER
 from ..settings import pb_settings
 from ..sockets import PaintbrushSocket
@@ -25,11 +27,7 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger("paintbrush")
 
-__all__ = ["DOC", "DocConsumer", "DocumentSocketMixin", "role_for"]
-
-#: The reserved resource name of the role document on the multiplexed socket (and its
-#: label in the subscription metrics).
-DOC = "doc"
+__all__ = ["DocConsumer", "DocumentSocketMixin", "role_for"]
 
 
 async def role_for(user: Any) -> Role | None:
@@ -48,6 +46,24 @@ class DocumentSocketMixin:
 
     if TYPE_CHECKING:  # provided by PaintbrushSocket
         outbox: Outbox
+
+    async def open_document(self) -> None:
+        """``opendoc`` of the reserved resource ``doc`` on ``/ws``: ``opened``, then the
+        current document (a socket that has it already gets it again, as asked)."""
+        user = getattr(self, "scope", {}).get("user")
+        role = await role_for(user)
+        if role is None:
+            raise Forbidden("The role document needs a signed-in user with a role.")
+        self.outbox.put_reply(frames.opened(DOC))
+        if self.doc_role is None:
+            await self.attach_document(role, user)  # sends the current document
+        elif self._doc_text is not None:
+            self.outbox.put_document(self._doc_text)
+
+    async def close_document(self) -> None:
+        """``closedoc`` of ``doc`` on ``/ws``."""
+        await self.detach_document()
+        self.outbox.put_reply(frames.closed(DOC))
 
     async def attach_document(self, role: Role, user: Any) -> None:
         self.doc_role, self.doc_group = role, role.group_of(user)
@@ -83,8 +99,7 @@ class DocConsumer(AccessWatchMixin, DocumentSocketMixin, PaintbrushSocket):
             logger.exception("Paintbrush: setting up a document socket failed; refusing it")
             role = None
         if role is None:
-            self.log_refusal("access", detail="no role document for this user")
-            await self.close()  # before accept(): the handshake is refused
+            await self.refuse("access", detail="no role document for this user")
             return
         await self.accept()
         try:

@@ -26,7 +26,7 @@ from typing import Any, Protocol
 
 from channels.db import database_sync_to_async
 
-from .. import encoding, metrics
+from .. import frames, metrics
 from ..groups import role_group
 from ..hub import Hub, Membership, get_hub
 from ..settings import pb_settings
@@ -130,7 +130,7 @@ class DocHub:
             return  # the last socket left meanwhile
         with metrics.assembling(role.name):
             document = await database_sync_to_async(role.document)(group)
-        text = encoding.encode({"type": "doc", "resource": "doc", "doc": document})
+        text = frames.document(document)
         latest = self.latest.get(group)
         if group not in self.sockets or (latest is not None and latest[0] > seq):
             return

@@ -13,7 +13,7 @@
  *     });
  */
 import { batch, signal } from "./signals.js";
-import { _acquire } from "./socket.js";
+import { sharedStore } from "./stores.js";
 
 /**
  * @typedef {object} LiveDoc
@@ -32,7 +32,7 @@ import { _acquire } from "./socket.js";
  * @returns {LiveDoc}
  */
 function liveDoc(socket) {
-  const [store, release] = _acquire(socket, "doc", () => _createDoc(socket));
+  const [store, release] = sharedStore(socket, "doc", () => _createDoc(socket));
   return { doc: store.doc, ready: store.ready, error: store.error, dispose: release };
 }
 

@@ -25,7 +25,7 @@
  * the store collects them and applies them as one, so no row flickers out and back.
  */
 import { batch, signal } from "./signals.js";
-import { _acquire } from "./socket.js";
+import { sharedStore } from "./stores.js";
 
 // #region Public API
 
@@ -53,7 +53,7 @@ import { _acquire } from "./socket.js";
  * @returns {LiveResource}
  */
 function liveResource(socket, name) {
-  const [store, release] = _acquire(socket, `resource:${name}`, () => _createStore(socket, name));
+  const [store, release] = sharedStore(socket, `resource:${name}`, () => _createStore(socket, name));
   return { items: store.items, ready: store.ready, error: store.error, dispose: release };
 }
 

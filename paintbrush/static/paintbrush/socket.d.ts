@@ -193,12 +193,4 @@ export function connect(url?: string, options?: SocketOptions): LiveSocket;
  */
 export function getSocket(): LiveSocket;
 
-/**
- * One value per (socket, key), reference-counted (internal: liveResource and liveDoc
- * share their stores with it).
- *
- * @internal
- */
-export function _acquire<T extends { dispose(): void }>(socket: object, key: string, create: () => T): [T, () => void];
-
 // #endregion

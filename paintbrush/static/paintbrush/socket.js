@@ -283,40 +283,5 @@ function getSocket() {
 }
 
 // #endregion
-// #region Shared state per socket (internal)
 
-/** @type {WeakMap<object, Map<string, {value: {dispose(): void}, refs: number}>>} */
-const _shared = new WeakMap();
-
-/**
- * One value per (socket, key), reference-counted: `create()` builds it for the first
- * user, and its `dispose()` runs when the last user releases it. liveResource and
- * liveDoc share their stores this way, because a second subscriber of a resource on
- * one socket gets no snapshot of its own and could never become ready.
- *
- * @template {{dispose(): void}} T
- * @param {object} socket
- * @param {string} key
- * @param {() => T} create
- * @returns {[T, () => void]} the value, and the release function (idempotent)
- */
-function _acquire(socket, key, create) {
-  let values = _shared.get(socket);
-  if (!values) _shared.set(socket, (values = new Map()));
-  let entry = values.get(key);
-  if (!entry) values.set(key, (entry = { value: create(), refs: 0 }));
-  entry.refs++;
-  let released = false;
-  const release = () => {
-    if (released) return;
-    released = true;
-    if (--entry.refs) return;
-    values.delete(key);
-    entry.value.dispose();
-  };
-  return [entry.value, release];
-}
-
-export { LiveSocket, connect, getSocket, _acquire };
-
-// #endregion
+export { LiveSocket, connect, getSocket };
