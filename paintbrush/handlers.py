@@ -41,7 +41,7 @@ from rest_framework.response import Response
 
 from .settings import pb_settings
 
-__all__ = ["DatabaseUnavailable", "exception_handler", "handle_database_outages"]
+__all__ = ["DatabaseUnavailable", "ExceptionHandler", "exception_handler", "handle_database_outages"]
 
 logger = logging.getLogger(__name__)
 

@@ -57,7 +57,16 @@ from .settings import pb_settings
 
 logger = logging.getLogger("paintbrush")
 
-__all__ = ["SOCKETS_USE_THE_HUB", "Hub", "HubObserver", "Membership", "all_hubs", "get_hub", "observers"]
+__all__ = [
+    "SOCKETS_USE_THE_HUB",
+    "Hub",
+    "HubObserver",
+    "Membership",
+    "all_hubs",
+    "get_hub",
+    "hubs_of_this_loop",
+    "observers",
+]
 
 #: The ``channel_layer_alias`` of Paintbrush's consumers. Messages reach sockets through
 #: the process hub, not per-socket channels, so a consumer needs no channel of its own:

@@ -38,7 +38,7 @@ if TYPE_CHECKING:
 
     User = AbstractBaseUser | AnonymousUser
 
-__all__ = ["ALL", "Resource", "register", "site"]
+__all__ = ["ALL", "Resource", "ResourceRegistry", "register", "site"]
 
 #: The event key every subscriber of an unpartitioned resource listens to.
 ALL = "all"

@@ -40,7 +40,7 @@ from channels.generic.websocket import AsyncWebsocketConsumer
 from channels.layers import get_channel_layer
 
 from . import metrics
-from .hub import SOCKETS_USE_THE_HUB, Membership, get_hub
+from .hub import SOCKETS_USE_THE_HUB, Hub, Membership, get_hub
 from .outbox import Outbox
 from .settings import pb_settings
 
@@ -146,9 +146,11 @@ class PaintbrushSocket(AsyncWebsocketConsumer):
             await self.release()
 
     async def admit(self) -> bool:
-        """Accept the handshake unless the client is over ``MAX_SOCKETS_PER_CLIENT``;
-        then the socket is accepted and closed at once with ``TOO_MANY_SOCKETS``, so the
-        client learns why (a refused handshake says nothing)."""
+        """Count the socket among its client's, unless the client already holds
+        ``MAX_SOCKETS_PER_CLIENT``: then it is accepted and closed at once with
+        ``TOO_MANY_SOCKETS``, so the client learns why (a refused handshake says
+        nothing), and False is returned. An admitted socket is accepted by the
+        consumer, once it has checked the rest."""
         send = _wire_send(self.base_send)
         outbox = self.outbox = Outbox(lambda text: send(_frame(text)), self.close_with)
         client = outbox.client = client_key(self.scope)
@@ -164,10 +166,14 @@ class PaintbrushSocket(AsyncWebsocketConsumer):
 
     # -- hub memberships -------------------------------------------------------------------
 
+    @property
+    def hub(self) -> Hub:
+        """This process's hub for ``PAINTBRUSH["CHANNEL_LAYER"]`` (``paintbrush.hub``)."""
+        return get_hub(get_channel_layer(pb_settings.CHANNEL_LAYER))
+
     async def join(self, group: str, on_message: Callable[[str], None], on_lost: Callable[[str], None]) -> Membership:
         """Join ``group`` through the process hub; the membership is left on release."""
-        hub = get_hub(get_channel_layer(pb_settings.CHANNEL_LAYER))
-        membership = await hub.join(group, on_message, on_lost)
+        membership = await self.hub.join(group, on_message, on_lost)
         if self._memberships is None:
             self._memberships = {}
         self._memberships[membership] = None
@@ -179,7 +185,7 @@ class PaintbrushSocket(AsyncWebsocketConsumer):
         if self._memberships is None or membership not in self._memberships:
             return  # left already
         del self._memberships[membership]
-        await get_hub(get_channel_layer(pb_settings.CHANNEL_LAYER)).leave(membership)
+        await self.hub.leave(membership)
 
     # -- the end ---------------------------------------------------------------------------
 

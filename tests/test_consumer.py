@@ -1,9 +1,10 @@
-"""The /ws consumer: the error table of docs/protocol.md, section 2, the handshake checks,
-and authorization by the resource's own DRF permissions."""
+"""The /ws consumer (paintbrush.consumers): the error table of docs/protocol.md, section 2,
+the handshake checks, subscriptions and their limits, and authorization by the
+resource's own DRF permissions. What every socket does whatever it carries (the
+per-client cap, one close) is in test_sockets; how a snapshot is split, in test_frames."""
 
 from __future__ import annotations
 
-import json
 from typing import Any
 from unittest import mock
 
@@ -13,7 +14,7 @@ from django.contrib.auth import get_user_model
 from django.test import TransactionTestCase, override_settings
 
 from paintbrush import consumers
-from paintbrush.testing import communicator, connect, receive, subscribe
+from paintbrush.testing import connect, receive, subscribe
 from project.asgi import application
 from project.demo.models import Todo
 
@@ -114,32 +115,6 @@ class ErrorTests(TransactionTestCase):
         self.assertEqual(await ws.receive_output(timeout=5), {"type": "websocket.close", "code": 4008})
         await ws.disconnect()
 
-    @override_settings(PAINTBRUSH={"MAX_ERRORS_PER_MINUTE": 2, "MAX_SOCKETS_PER_CLIENT": 1})
-    async def test_a_flood_closes_once_and_releases_everything(self) -> None:
-        # Frames queued behind the close used to close again: uvicorn raised, the
-        # consumer died before its disconnect handler, and its place among its client's
-        # sockets and its subscriptions stayed for good.
-        from channels.layers import get_channel_layer
-
-        from paintbrush.hub import get_hub
-
-        ws = await communicator()
-        ws.scope["asgi"] = {"version": "3.0", "spec_version": "2.4"}  # as uvicorn states it
-        self.assertTrue((await ws.connect())[0])
-        await subscribe(ws, "todos")
-        for _ in range(10):
-            await ws.send_to(text_data="{nope")
-        self.assertEqual((await receive(ws))["error"], "bad_json")
-        self.assertEqual((await receive(ws))["error"], "bad_json")
-        self.assertEqual(await ws.receive_output(timeout=5), {"type": "websocket.close", "code": 1008})
-        self.assertTrue(await ws.receive_nothing(timeout=0.2))  # nothing answers the rest
-        hub = get_hub(get_channel_layer())
-        self.assertEqual(hub.members, {})  # released without a disconnect message
-        again = await connect()  # its client's one place is free again
-        await subscribe(again, "todos")
-        await again.disconnect()
-        await ws.disconnect()
-
 
 @override_settings(CHANNEL_LAYERS=IN_MEMORY)
 class HandshakeTests(TransactionTestCase):
@@ -227,39 +202,6 @@ class HostileFrameTests(TransactionTestCase):
 
 @override_settings(CHANNEL_LAYERS=IN_MEMORY)
 class LimitTests(TransactionTestCase):
-    @override_settings(CHANNEL_LAYERS=IN_MEMORY, PAINTBRUSH={"SNAPSHOT_FRAME_BYTES": 2048})
-    async def test_a_snapshot_over_the_frame_size_is_split_and_whole(self) -> None:
-        await sync_to_async(Todo.objects.bulk_create)(Todo(title=f"{i:04} " + "x" * 150) for i in range(60))
-        ws = await connect()
-        await ws.send_json_to({"action": "opendoc", "resource": "todos", "snapshot": True})
-        self.assertEqual(await receive(ws), {"type": "opened", "resource": "todos"})
-        frames: list[dict[str, Any]] = []
-        while not frames or frames[-1].get("more"):
-            text = await ws.receive_from(timeout=5)
-            self.assertLessEqual(len(text.encode()), 2048 + 300)  # at most one item past the size
-            frames.append(json.loads(text))
-        self.assertGreater(len(frames), 3)
-        self.assertTrue(all(f["more"] is True for f in frames[:-1]) and "more" not in frames[-1])
-        items = [item for frame in frames for item in frame["items"]]
-        expected = await sync_to_async(lambda: self.client.get("/api/todos").json())()
-        self.assertEqual(items, expected)
-        await ws.disconnect()
-
-    @override_settings(CHANNEL_LAYERS=IN_MEMORY, PAINTBRUSH={"MAX_SOCKETS_PER_CLIENT": 2})
-    async def test_sockets_past_the_per_client_limit_are_closed_4029(self) -> None:
-        first, second = await connect(), await connect()
-        third = await communicator()
-        await third.connect()
-        self.assertEqual(
-            await third.receive_output(timeout=5),
-            {"type": "websocket.close", "code": 4029, "reason": "Too many sockets from this client."},
-        )
-        await first.disconnect()
-        fourth = await connect()  # a place came free
-        await subscribe(fourth, "todos")
-        for ws in (second, fourth):
-            await ws.disconnect()
-
     @override_settings(CHANNEL_LAYERS=IN_MEMORY, PAINTBRUSH={"MAX_SUBSCRIPTIONS_PER_SOCKET": 1})
     async def test_subscriptions_past_the_per_socket_limit_are_limit_exceeded(self) -> None:
         ws = await connect()

@@ -3,7 +3,8 @@ Faults, against the servers users run (``tests/servers.py``): ``scripts/serve`` 
 sharing the test database, a private Redis the test kills and restarts, a socket that
 never reads, a 5 MB table, hostile frames. Each test asserts convergence: after the
 fault, every open subscription's client state equals the database (``GET /api/todos``),
-or the client was told to resync (or its socket was closed) and, having answered, does.
+or the client was told to resync (or its socket was closed) and, having answered, does
+(``FaultTestCase.converging``).
 
 Each test prints one line ``FAULT-FIGURES <test> key=value ...`` (events written and
 delivered, resyncs, reconnects, close codes, time to converge, ...), collected for the
@@ -136,6 +137,30 @@ class FaultTestCase(TransactionTestCase):
             for c in clients
         )
 
+    @contextlib.asynccontextmanager
+    async def converging(
+        self,
+        clients: list[LiveClient],
+        server: ServerProcess,
+        failure: str = "not converged",
+        *,
+        since: float | None = None,
+        **figures: Any,
+    ) -> AsyncIterator[None]:
+        """The end every test here shares. Wait until every client's ``todos`` equals the
+        database (``GET`` on ``server``); record ``figures``, then ``converge_s`` (since
+        ``since``, else the wait itself), ``converged`` and the clients' figures; run the
+        block, which asserts what the fault itself should have done (its own symptom is
+        the better failure message); last, fail with ``failure``, how each client
+        differs and the servers' logs, if the clients did not converge."""
+        truth = await truth_of(server)
+        ok, seconds = await wait_converged(clients, "todos", truth, CONVERGE_SECONDS)
+        converge_s = seconds if since is None else time.monotonic() - since
+        self.figures.update(figures, converge_s=round(converge_s, 3), converged=ok)
+        self.client_figures(clients)
+        yield
+        self.assertTrue(ok, f"{failure}:\n{self.divergence(clients, truth)}\n{self.logs()}")
+
 
 async def rest(method: str, url: str, body: Any = None) -> tuple[int, Any]:
     return await asyncio.to_thread(http_json, method, url, body)
@@ -160,11 +185,8 @@ class HarnessTests(FaultTestCase):
             self.assertEqual((await rest("PUT", server.url(f"/api/todos/{created['id']}"), {"done": True}))[0], 200)
             status, second = await rest("POST", server.url("/api/todos"), {"title": "deleted"})
             self.assertEqual((await rest("DELETE", server.url(f"/api/todos/{second['id']}")))[0], 204)
-            truth = await truth_of(server)
-            ok, _ = await wait_converged(clients, "todos", truth, CONVERGE_SECONDS)
-            self.figures.update(written=4, converge_s=round(time.monotonic() - start, 3))
-            self.client_figures(clients)
-            self.assertTrue(ok, f"not converged:\n{self.divergence(clients, truth)}\n{self.logs()}")
+            async with self.converging(clients, server, since=start, written=4):
+                pass  # the writes are all there is: converging is the test
             self.assertEqual(client.state("todos")[created["id"]]["done"], True)
             self.assertEqual(client.figures.events, 4)
 
@@ -178,11 +200,8 @@ class HarnessTests(FaultTestCase):
             start = time.monotonic()
             for i, server in enumerate((a, b, a)):
                 self.assertEqual((await rest("POST", server.url("/api/todos"), {"title": f"t{i}"}))[0], 201)
-            truth = await truth_of(b)
-            ok, _ = await wait_converged(clients, "todos", truth, CONVERGE_SECONDS)
-            self.figures.update(written=3, converge_s=round(time.monotonic() - start, 3))
-            self.client_figures(clients)
-            self.assertTrue(ok, f"not converged:\n{self.divergence(clients, truth)}\n{self.logs()}")
+            async with self.converging(clients, b, since=start, written=3):
+                pass  # the writes are all there is: converging is the test
             # And Redis restarts on the same port (no clients depend on it here).
             port = redis.port
             await asyncio.to_thread(redis.stop)
@@ -235,17 +254,12 @@ class RedisOutageTests(FaultTestCase):
                 await post(i, f"after {i}")
             statuses.append((await rest("PUT", b.url(f"/api/todos/{before[2]['id']}"), {"title": "renamed"}))[0])
             written += 1
-            truth = await truth_of(a)
-            ok, _ = await wait_converged(clients, "todos", truth, CONVERGE_SECONDS)
-            self.figures.update(
-                written=written, statuses=statuses, converge_s=round(time.monotonic() - restarted, 3), converged=ok
-            )
-            self.client_figures(clients)
-            self.assertTrue(
-                ok,
+            failure = (
                 f"{CONVERGE_SECONDS} s after Redis came back, subscriptions differ from the database "
-                f"(no resync, no reconnect):\n{self.divergence(clients, truth)}\n{self.logs()}",
+                "(no resync, no reconnect)"
             )
+            async with self.converging(clients, a, failure, since=restarted, written=written, statuses=statuses):
+                pass  # no symptom of its own: the events lost in the outage are the fault
 
     async def test_writes_during_a_redis_outage_answer_their_own_status(self) -> None:
         """Finding 2: the write commits but answers 500 (the robust on_commit's logging
@@ -267,17 +281,12 @@ class RedisOutageTests(FaultTestCase):
             await asyncio.to_thread(redis.start)
 
             restarted = time.monotonic()
-            truth = await truth_of(server)
-            ok, _ = await wait_converged(clients, "todos", truth, CONVERGE_SECONDS)
-            self.figures.update(
-                written=3, statuses=statuses, converge_s=round(time.monotonic() - restarted, 3), converged=ok
-            )
-            self.client_figures(clients)
-            self.assertEqual(
-                statuses, [201, 200, 204], f"statuses of POST, PUT, DELETE during the outage\n{self.logs(15)}"
-            )
-            self.assertEqual(rows, {"kept": True, "written during the outage": False})
-            self.assertTrue(ok, f"not converged after Redis came back:\n{self.divergence(clients, truth)}")
+            failure = "not converged after Redis came back"
+            async with self.converging(clients, server, failure, since=restarted, written=3, statuses=statuses):
+                self.assertEqual(
+                    statuses, [201, 200, 204], f"statuses of POST, PUT, DELETE during the outage\n{self.logs(15)}"
+                )
+                self.assertEqual(rows, {"kept": True, "written during the outage": False})
 
 
 @needs_redis
@@ -297,15 +306,11 @@ class RedisIdleTests(FaultTestCase):
             disturbed = await client.wait_for(lambda: bool(client.figures.resyncs or client.figures.closes), idle)
             status, _ = await rest("POST", server.url("/api/todos"), {"title": "after idling"})
             self.assertEqual(status, 201)
-            truth = await truth_of(server)
-            ok, seconds = await wait_converged(clients, "todos", truth, CONVERGE_SECONDS)
-            self.figures.update(idle_s=idle, written=1, converge_s=round(seconds, 3), converged=ok)
-            self.client_figures(clients)
-            self.assertFalse(
-                disturbed,
-                f"an idle subscription got resyncs={client.figures.resyncs} closes={client.figures.closes}",
-            )
-            self.assertTrue(ok, f"not converged after idling:\n{self.divergence(clients, truth)}\n{self.logs()}")
+            async with self.converging(clients, server, "not converged after idling", idle_s=idle, written=1):
+                self.assertFalse(
+                    disturbed,
+                    f"an idle subscription got resyncs={client.figures.resyncs} closes={client.figures.closes}",
+                )
 
 
 @needs_redis
@@ -329,16 +334,9 @@ class ProcessKillTests(FaultTestCase):
                     killed = time.monotonic()
                 status, _ = await rest("POST", b.url("/api/todos"), {"title": f"stream {i}"})
                 self.assertEqual(status, 201)
-            truth = await truth_of(b)
-            ok, _ = await wait_converged(clients, "todos", truth, CONVERGE_SECONDS)
-            self.figures.update(
-                written=40,
-                write_s=round(killed - start, 3),
-                converge_s=round(time.monotonic() - killed, 3),
-                converged=ok,
-            )
-            self.client_figures(clients)
-            self.assertTrue(ok, f"not converged after the kill:\n{self.divergence(clients, truth)}\n{self.logs()}")
+            failure = "not converged after the kill"
+            async with self.converging(clients, b, failure, since=killed, written=40, write_s=round(killed - start, 3)):
+                pass  # no symptom of its own: the reconnections are the fault
             for client in clients[:2]:
                 self.assertEqual((client.figures.connects, client.url), (2, b.ws_url), client.figures)
         finally:
@@ -457,16 +455,12 @@ class BigFrameTests(FaultTestCase):
             self.figures.update(frame_bytes=len(big), errors=errors, close_codes=new_closes)
             status, _ = await rest("POST", server.url("/api/todos"), {"title": "after the big frame"})
             self.assertEqual(status, 201, self.logs(15))
-            truth = await truth_of(server)
-            ok, seconds = await wait_converged(clients, "todos", truth, CONVERGE_SECONDS)
-            self.figures.update(written=1, converge_s=round(seconds, 3), converged=ok)
-            self.client_figures(clients)
-            self.assertTrue(
-                errors[:1] == ["too_large"] or new_closes[:1] == [1009],
-                f"answer to a {len(big)}-byte frame: errors {errors}, close codes {new_closes} "
-                f"(None: no close frame)\n{self.logs(15)}",
-            )
-            self.assertTrue(ok, f"not converged:\n{self.divergence(clients, truth)}")
+            async with self.converging(clients, server, written=1):
+                self.assertTrue(
+                    errors[:1] == ["too_large"] or new_closes[:1] == [1009],
+                    f"answer to a {len(big)}-byte frame: errors {errors}, close codes {new_closes} "
+                    f"(None: no close frame)\n{self.logs(15)}",
+                )
 
 
 # -- a socket that never reads -----------------------------------------------------------------
@@ -516,7 +510,16 @@ class StalledSocketTests(FaultTestCase):
         # 4 MB) plus the outbox's bound: a bound of 1 MiB made the overflow depend on how
         # far the kernel grew the buffer that run. 256 KiB makes it certain.
         pending = {"MAX_PENDING_BYTES": STALL_PENDING_BYTES}
-        (server,) = await self.start_servers(1, redis, env={"PAINTBRUSH_SETTINGS": json.dumps(pending)})
+        # uvicorn pings every 20 s and drops a socket that has not answered 20 s later: a
+        # client that does not read never answers. On a loaded machine the writes below
+        # took 50-56 s, so the pings, not the outbox, closed the stalled sockets (they
+        # reconnected; no resync). This test is about the outbox: pings wait it out.
+        env = {
+            "PAINTBRUSH_SETTINGS": json.dumps(pending),
+            "UVICORN_WS_PING_INTERVAL": "600",
+            "UVICORN_WS_PING_TIMEOUT": "600",
+        }
+        (server,) = await self.start_servers(1, redis, env=env)
         layers = redis_layers(redis.url, server.prefix or "")
         override = override_settings(CHANNEL_LAYERS=layers)
         override.enable()
@@ -643,11 +646,7 @@ class HostileFrameTests(FaultTestCase):
             self.figures.update(errors=errors, close_codes=list(client.figures.closes))
             status, _ = await rest("POST", server.url("/api/todos"), {"title": "after the nested frame"})
             self.assertEqual(status, 201, self.logs(15))
-            truth = await truth_of(server)
-            ok, seconds = await wait_converged(clients, "todos", truth, CONVERGE_SECONDS)
-            self.figures.update(written=1, converge_s=round(seconds, 3), converged=ok)
-            self.client_figures(clients)
-            answer = f"answer to 990 nested arrays: errors {errors}, close codes {client.figures.closes}"
-            self.assertIn(errors[:1], (["bad_json"], ["bad_message"]), f"{answer}\n{self.logs(15)}")
-            self.assertEqual((client.figures.closes, client.figures.connects), ([], connects), answer)
-            self.assertTrue(ok, f"not converged:\n{self.divergence(clients, truth)}")
+            async with self.converging(clients, server, written=1):
+                answer = f"answer to 990 nested arrays: errors {errors}, close codes {client.figures.closes}"
+                self.assertIn(errors[:1], (["bad_json"], ["bad_message"]), f"{answer}\n{self.logs(15)}")
+                self.assertEqual((client.figures.closes, client.figures.connects), ([], connects), answer)

@@ -1,6 +1,6 @@
 """A socket's outbox (paintbrush.outbox): sends at once while the socket keeps up,
 queues behind a send in flight, and past MAX_PENDING_BYTES drops events for a resync
-(or closes a socket that does not drain with 1013)."""
+(or closes a socket that does not drain with 1013, counted in the metrics and logged)."""
 
 from __future__ import annotations
 
@@ -11,16 +11,19 @@ from django.test import SimpleTestCase, override_settings
 
 from paintbrush.outbox import TRY_AGAIN_LATER, Outbox
 
+from .utils import metric
+
 
 class Wire:
     """A socket's server side: every send waits while ``open`` is clear (a client that
-    does not read)."""
+    does not read); ``gone`` is set once the socket is closed."""
 
     def __init__(self) -> None:
         self.sent: list[str] = []
         self.open = asyncio.Event()
         self.open.set()
         self.closed: list[int] = []
+        self.gone = asyncio.Event()
 
     async def send(self, text: str) -> None:
         await self.open.wait()
@@ -28,6 +31,7 @@ class Wire:
 
     async def close(self, code: int) -> None:
         self.closed.append(code)
+        self.gone.set()
 
 
 def outbox_for(wire: Wire) -> Outbox:
@@ -82,17 +86,29 @@ class OutboxTests(SimpleTestCase):
         self.assertEqual(wire.closed, [])
 
     @override_settings(PAINTBRUSH={"MAX_PENDING_BYTES": 10, "SLOW_SOCKET_SECONDS": 0.05})
-    async def test_a_socket_that_does_not_drain_in_time_is_closed_1013(self) -> None:
+    async def test_a_socket_that_does_not_drain_in_time_is_closed_1013_counted_and_logged(self) -> None:
         wire = Wire()
         wire.open.clear()
         outbox = outbox_for(wire)
+        outbox.client = "address:192.0.2.1"
+        dropped, refusals = (
+            metric("paintbrush_dropped_frames_total"),
+            metric("paintbrush_refusals_total", reason="slow_socket"),
+        )
         with self.assertLogs("paintbrush", "INFO") as logs:
             for i in range(10):
                 outbox.put_event("todos", f"event {i}")
-            await asyncio.sleep(0.2)
+            await asyncio.wait_for(wire.gone.wait(), timeout=5)  # SLOW_SOCKET_SECONDS, then the close
         self.assertIn("did not drain", logs.output[0])
         self.assertEqual(wire.closed, [TRY_AGAIN_LATER])
         self.assertTrue(outbox.closed)
+        # Counted: the events it dropped, and one refusal, logged with its client.
+        self.assertGreater(outbox.dropped, 0)
+        self.assertEqual(metric("paintbrush_dropped_frames_total"), dropped + outbox.dropped)
+        self.assertEqual(metric("paintbrush_refusals_total", reason="slow_socket"), refusals + 1)
+        record = logs.records[0]
+        self.assertTrue(record.getMessage().startswith("paintbrush.refused reason=slow_socket"), record.getMessage())
+        self.assertEqual((record.event, record.client, record.code), ("paintbrush.refused", "address:192.0.2.1", 1013))  # type: ignore[attr-defined]
         outbox.put_event("todos", "after")  # nothing more is queued for a closed socket
         self.assertEqual(outbox.pending_bytes, 0)
 

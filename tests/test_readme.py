@@ -244,14 +244,10 @@ class Server:
             self.process.wait(10)
 
 
-def receive(socket: ClientConnection, wanted: dict[str, Any], timeout: float = 10) -> dict[str, Any]:
-    """The first message holding every key/value of ``wanted`` (nested dicts: a subset)."""
-
-    def holds(message: Any, want: Any) -> bool:
-        if isinstance(want, dict):
-            return isinstance(message, dict) and all(holds(message.get(k), v) for k, v in want.items())
-        return bool(message == want)
-
+def receive_first(
+    socket: ClientConnection, matches: Callable[[Any], bool], what: str, timeout: float = 10
+) -> dict[str, Any]:
+    """The first message for which ``matches`` holds (``what``: it, for the failure)."""
     seen = []
     deadline = time.monotonic() + timeout
     while (left := deadline - time.monotonic()) > 0:
@@ -259,27 +255,32 @@ def receive(socket: ClientConnection, wanted: dict[str, Any], timeout: float = 1
             message = json.loads(socket.recv(timeout=left))
         except TimeoutError:
             break
-        if holds(message, wanted):
+        if matches(message):
             return dict(message)
         seen.append(message)
-    raise AssertionError(f"no message with {wanted} within {timeout} s; got {seen}")
+    raise AssertionError(f"no {what} within {timeout} s; got {seen}")
+
+
+def _holds(message: Any, want: Any) -> bool:
+    if isinstance(want, dict):
+        return isinstance(message, dict) and all(_holds(message.get(k), v) for k, v in want.items())
+    return bool(message == want)
+
+
+def receive(socket: ClientConnection, wanted: dict[str, Any], timeout: float = 10) -> dict[str, Any]:
+    """The first message holding every key/value of ``wanted`` (nested dicts: a subset)."""
+    return receive_first(socket, lambda message: _holds(message, wanted), f"message with {wanted}", timeout)
 
 
 def receive_doc(
     socket: ClientConnection, wanted: Callable[[dict[str, Any]], bool], timeout: float = 10
 ) -> dict[str, Any]:
     """The first role document pushed on ``/ws/doc`` for which ``wanted`` holds."""
-    seen = []
-    deadline = time.monotonic() + timeout
-    while (left := deadline - time.monotonic()) > 0:
-        try:
-            message = json.loads(socket.recv(timeout=left))
-        except TimeoutError:
-            break
-        if message.get("type") == "doc" and message.get("resource") == "doc" and wanted(message["doc"]):
-            return dict(message["doc"])
-        seen.append(message)
-    raise AssertionError(f"no such document within {timeout} s; got {seen}")
+
+    def matches(message: Any) -> bool:
+        return message.get("type") == "doc" and message.get("resource") == "doc" and wanted(message["doc"])
+
+    return dict(receive_first(socket, matches, "such document", timeout)["doc"])
 
 
 def titles(doc: dict[str, Any]) -> dict[str, bool]:

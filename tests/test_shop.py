@@ -1,5 +1,6 @@
 """The shop resources (docs/protocol.md, section 4): products and orders, with their row
-rules over REST and over /ws."""
+rules over REST and over /ws. What a user's access change does to their sockets is in
+test_access, what a save reads in test_writes; both build on ``make_shop``."""
 
 from __future__ import annotations
 
@@ -102,24 +103,6 @@ class OrderRestTests(TestCase):
         order.refresh_from_db()
         self.assertEqual((order.product_id, order.version), (self.product.pk, 1))
 
-    def test_a_save_reads_the_stored_row_once_for_every_receiver(self) -> None:
-        # Documents (a user is in them) and access (flags) both need the previous row.
-        self.alice.email = "alice@elsewhere.example"
-        with self.assertNumQueries(2):  # the stored row, then the UPDATE
-            self.alice.save()
-        order = self.order(self.alice)
-        order.quantity = 2
-        # Events and documents share one read (locked, on PostgreSQL) before the UPDATE.
-        with self.assertNumQueries(2):
-            order.save()
-
-    def test_signing_in_costs_no_extra_read_nor_document_notice(self) -> None:
-        from django.contrib.auth.models import update_last_login
-
-        with self.captureOnCommitCallbacks() as callbacks, self.assertNumQueries(1):  # the UPDATE
-            update_last_login(type(self.alice), self.alice)
-        self.assertEqual(callbacks, [])
-
     def test_staff_see_every_order(self) -> None:
         self.order(self.alice), self.order(self.bob)
         self.as_user(self.admin)
@@ -209,99 +192,3 @@ class OrderEventTests(TransactionTestCase):
         self.assertEqual((await receive(alice))["item"]["id"], mine.pk)
         await alice.disconnect()
         await bob.disconnect()
-
-    async def test_a_user_whose_access_changes_is_disconnected_and_reconnects_under_the_new_rules(self) -> None:
-        staff = await connect(user=self.admin)
-        await subscribe(staff, "orders")
-        self.admin.is_staff = False
-        await sync_to_async(self.admin.save)()
-        self.assertEqual(await staff.receive_output(timeout=5), {"type": "websocket.close", "code": 4003})
-        await staff.disconnect()
-        # Reconnected, the former staff user sees only their own orders.
-        again = await connect(user=self.admin)
-        self.assertEqual(await subscribe(again, "orders", snapshot=True), [])
-        await sync_to_async(Order.objects.create)(user=self.bob, product=self.product)
-        mine = await self.order(self.admin)
-        self.assertEqual((await receive(again))["item"]["id"], mine.pk)
-        await again.disconnect()
-
-    async def test_a_change_just_before_the_socket_listened_is_seen(self) -> None:
-        from channels.testing import WebsocketCommunicator
-
-        from paintbrush.consumers import LiveConsumer
-        from paintbrush.documents.consumers import DocConsumer
-
-        stale = await sync_to_async(User.objects.get)(pk=self.admin.pk)  # loaded as staff
-        await sync_to_async(User.objects.filter(pk=self.admin.pk).update)(is_staff=False)
-        live = WebsocketCommunicator(LiveConsumer.as_asgi(), "/ws")
-        live.scope["user"] = stale
-        self.assertTrue((await live.connect())[0])
-        await subscribe(live, "orders")
-        await self.order(self.bob)
-        mine = await self.order(self.admin)
-        self.assertEqual((await receive(live))["item"]["id"], mine.pk)  # not bob's
-        await live.disconnect()
-        stale.is_staff = True
-        doc = WebsocketCommunicator(DocConsumer.as_asgi(), "/ws/doc")
-        doc.scope["user"] = stale
-        self.assertTrue((await doc.connect())[0])
-        self.assertEqual((await receive(doc))["doc"]["role"], "customer")
-        await doc.disconnect()
-
-    async def test_after_an_outage_only_sockets_whose_access_changed_unseen_are_closed(self) -> None:
-        from channels.layers import get_channel_layer
-
-        from paintbrush.hub import get_hub
-
-        alice, admin = await connect(user=self.alice), await connect(user=self.admin)
-        await subscribe(alice, "orders")
-        await subscribe(admin, "orders")
-        # Demoted while the channel layer was down: no notice ever reaches the socket.
-        await sync_to_async(User.objects.filter(pk=self.admin.pk).update)(is_staff=False)
-        hub = get_hub(get_channel_layer())
-        await hub._recover()
-        self.assertEqual((await receive(alice))["type"], "resync")  # alice stays, and resyncs
-        frames = [await admin.receive_output(timeout=5) for _ in range(2)]
-        self.assertEqual(frames[-1], {"type": "websocket.close", "code": 4003})
-        self.assertTrue(await alice.receive_nothing(timeout=0.2))
-        await alice.disconnect()
-        await admin.disconnect()
-
-    async def test_signing_out_closes_the_users_sockets(self) -> None:
-        from django.contrib.auth import user_logged_out
-
-        ws = await connect(user=self.alice)
-        await subscribe(ws, "orders")
-        await sync_to_async(user_logged_out.send)(sender=type(self.alice), request=None, user=self.alice)
-        self.assertEqual(await ws.receive_output(timeout=5), {"type": "websocket.close", "code": 4003})
-        await ws.disconnect()
-
-    async def test_joining_a_group_or_being_deleted_closes_the_users_sockets(self) -> None:
-        from django.contrib.auth.models import Group, Permission
-
-        group = await sync_to_async(Group.objects.create)(name="support")
-        permission = await sync_to_async(Permission.objects.get)(codename="change_order")
-        for change in (
-            lambda: self.alice.groups.add(group),  # from the user's side
-            lambda: group.permissions.add(permission),  # the group's rights
-            permission.group_set.clear,  # ... from the permission's side
-            group.user_set.clear,  # from the group's side, no pk_set
-            lambda: group.user_set.add(self.alice),
-            group.delete,
-            lambda: self.alice.user_permissions.add(permission),
-            self.alice.delete,
-        ):
-            ws = await connect(user=self.alice)
-            await subscribe(ws, "orders")
-            await sync_to_async(change)()
-            self.assertEqual(await ws.receive_output(timeout=5), {"type": "websocket.close", "code": 4003})
-            await ws.disconnect()
-
-    async def test_a_save_that_keeps_the_users_access_keeps_the_socket(self) -> None:
-        ws = await connect(user=self.alice)
-        await subscribe(ws, "orders")
-        self.alice.email = "new@example.com"
-        await sync_to_async(self.alice.save)()
-        mine = await self.order(self.alice)
-        self.assertEqual((await receive(ws))["item"]["id"], mine.pk)  # still open, still live
-        await ws.disconnect()

@@ -10,19 +10,18 @@ import logging
 from typing import TYPE_CHECKING, Any
 
 from channels.db import database_sync_to_async
-from channels.layers import get_channel_layer
 
 from .. import frames, metrics
 from ..access import AccessWatchMixin
 from ..exceptions import Forbidden
 from ..frames import DOC
 from ..outbox import TRY_AGAIN_LATER
-from ..settings import pb_settings
 from ..sockets import PaintbrushSocket
 from .hub import get_doc_hub
 from .roles import DocGroup, Role, roles
 
 if TYPE_CHECKING:
+    from ..hub import Hub
     from ..outbox import Outbox
 
 logger = logging.getLogger("paintbrush")
@@ -46,6 +45,7 @@ class DocumentSocketMixin:
 
     if TYPE_CHECKING:  # provided by PaintbrushSocket
         outbox: Outbox
+        hub: Hub
 
     async def open_document(self) -> None:
         """``opendoc`` of the reserved resource ``doc`` on ``/ws``: ``opened``, then the
@@ -68,7 +68,7 @@ class DocumentSocketMixin:
     async def attach_document(self, role: Role, user: Any) -> None:
         self.doc_role, self.doc_group = role, role.group_of(user)
         metrics.SUBSCRIPTIONS.labels(DOC).inc()
-        await get_doc_hub(get_channel_layer(pb_settings.CHANNEL_LAYER)).attach(self, role, self.doc_group)
+        await get_doc_hub(self.hub.layer).attach(self, role, self.doc_group)
 
     async def detach_document(self) -> None:
         role, group = self.doc_role, self.doc_group
@@ -76,7 +76,7 @@ class DocumentSocketMixin:
         self._doc_seq, self._doc_text = -1, None
         if role is not None and group is not None:
             metrics.SUBSCRIPTIONS.labels(DOC).dec()
-            await get_doc_hub(get_channel_layer(pb_settings.CHANNEL_LAYER)).detach(self, role, group)
+            await get_doc_hub(self.hub.layer).detach(self, role, group)
 
     def push_document(self, text: str, seq: int) -> None:
         # Not newer than what this socket has (its first document racing a push).

@@ -42,7 +42,7 @@ from django.db.models import Model
 
 from ..groups import document_group
 
-__all__ = ["EVERY", "DocGroup", "Every", "Role", "register", "roles"]
+__all__ = ["EVERY", "ROLE_NAME", "DocGroup", "Every", "Role", "RoleRegistry", "register", "roles"]
 
 #: What a role name may be: it prefixes group names, on the wire and in the channel
 #: layer (``paintbrush.E008``).
