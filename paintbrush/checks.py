@@ -118,6 +118,10 @@ def check_resources(registry: ResourceRegistry | None = None, **kwargs: Any) -> 
         keys_kept = type(resource).event_keys is Resource.event_keys or (
             type(resource).subscription_keys is Resource.subscription_keys
         )
+        # Or partitioned by a required scope whose reading it decides (paintbrush.scopes).
+        keys_kept = keys_kept and not (
+            resource.scope_required and type(resource).can_read_scope is not Resource.can_read_scope
+        )
         if resource.live and overridden and keys_kept:
             errors.append(
                 Warning(
@@ -221,6 +225,7 @@ _VALUE_RULES: list[tuple[str, Callable[[Any], bool], str]] = [
     ("SLOW_SOCKET_SECONDS", lambda v: isinstance(v, int | float) and v > 0, "a number > 0"),
     ("MAX_SOCKETS_PER_CLIENT", lambda v: isinstance(v, int) and v > 0, "a positive int"),
     ("MAX_SUBSCRIPTIONS_PER_SOCKET", lambda v: isinstance(v, int) and v > 0, "a positive int"),
+    ("MAX_WINDOW", lambda v: isinstance(v, int) and v > 0, "a positive int"),
     ("SNAPSHOTS_PER_MINUTE", lambda v: isinstance(v, int) and v > 0, "a positive int"),
     ("WRITER_MAX_BACKLOG", lambda v: isinstance(v, int) and v > 0, "a positive int"),
     ("WRITER_WAIT_SECONDS", lambda v: isinstance(v, int | float) and v >= 0, "a number >= 0"),

@@ -34,12 +34,13 @@ from channels.db import database_sync_to_async
 from django.contrib.auth.models import AnonymousUser
 from django.db import InterfaceError, OperationalError
 
-from . import encoding, frames, metrics, snapshots
+from . import encoding, frames, metrics, scopes, snapshots
 from .access import AccessWatchMixin
 from .documents.consumers import DocumentSocketMixin
 from .exceptions import (
     BadJSON,
     BadMessage,
+    BadWhere,
     Forbidden,
     LimitExceeded,
     RateLimited,
@@ -56,6 +57,7 @@ from .outbox import TRY_AGAIN_LATER
 from .resources import Resource, site
 from .settings import pb_settings
 from .sockets import POLICY_VIOLATION, PaintbrushSocket
+from .windows import parse_last
 
 logger = logging.getLogger("paintbrush")
 
@@ -78,11 +80,22 @@ _REFUSALS = frozenset({Forbidden.code, LimitExceeded.code, RateLimited.code, Too
 @dataclass(eq=False)
 class _Subscription:
     resource: str
+    #: Its scope (``paintbrush.scopes``), None for the whole resource.
+    where: dict[str, Any] | None = None
     memberships: list[Membership] = field(default_factory=list)
     #: Events held until ``opened`` (and the snapshot) went out; None once live.
     held: list[str] | None = field(default_factory=list)
     #: A resync is due (or was sent and not yet answered): one is enough.
     resync: str | None = None
+
+    @property
+    def key(self) -> str:
+        """Its name on this socket: the resource, and its ``where`` if it has one."""
+        return _key(self.resource, self.where)
+
+
+def _key(resource: str, where: dict[str, Any] | None) -> str:
+    return resource if where is None else f"{resource}?{scopes.canonical(where)}"
 
 
 class LiveConsumer(AccessWatchMixin, DocumentSocketMixin, PaintbrushSocket):
@@ -104,6 +117,7 @@ class LiveConsumer(AccessWatchMixin, DocumentSocketMixin, PaintbrushSocket):
     async def connect(self) -> None:
         if not await self.admit():
             return
+        self.outbox.resync_frame = self._resync_frame  # resyncs tagged with their scope
         try:
             allowed = await self.watch_access()
         except Exception:
@@ -192,8 +206,16 @@ class LiveConsumer(AccessWatchMixin, DocumentSocketMixin, PaintbrushSocket):
         if self.resource_name(message) == DOC:  # the role document: paintbrush.documents
             return await self.open_document()
         resource = self.resource_of(message)
+        where = scopes.check_where(resource, message.get("where"))
         snapshot = message.get("snapshot") is True
-        subscription = self.subscriptions.get(resource.name)
+        last = None
+        if message.get("last") is not None:
+            try:
+                last = parse_last(message["last"])
+            except ValueError as exc:
+                raise BadWhere(str(exc)) from exc
+        key = _key(resource.name, where)
+        subscription = self.subscriptions.get(key)
         if subscription is None and len(self.subscriptions) >= pb_settings.MAX_SUBSCRIPTIONS_PER_SOCKET:
             raise LimitExceeded(
                 f"A socket holds at most {pb_settings.MAX_SUBSCRIPTIONS_PER_SOCKET} subscriptions; close one first."
@@ -208,114 +230,126 @@ class LiveConsumer(AccessWatchMixin, DocumentSocketMixin, PaintbrushSocket):
         # Without AuthMiddlewareStack there is no user: treat the socket as signed out.
         user = self.scope.get("user") or AnonymousUser()
         try:
-            view, key = await database_sync_to_async(snapshots.listing)(resource, user)
+            view, snapshot_key = await database_sync_to_async(snapshots.listing)(resource, user, where, last)
         except _UNAVAILABLE as exc:
-            raise self._unavailable(resource.name, exc) from exc
-        subscription = self.subscriptions.get(resource.name)
+            raise self._unavailable(resource.name, where, exc) from exc
+        subscription = self.subscriptions.get(key)
         if subscription is None:
-            subscription = self.subscriptions[resource.name] = _Subscription(resource.name)
+            subscription = self.subscriptions[key] = _Subscription(resource.name, where)
             metrics.SUBSCRIPTIONS.labels(resource.name).inc()
             try:
-                for key in resource.subscription_keys(user):
+                for user_key in resource.subscription_keys(user):
+                    group_key = user_key if where is None else f"{user_key}.{scopes.token(where)}"
                     membership = await self.join(
-                        event_group(resource.name, key),
+                        event_group(resource.name, group_key),
                         partial(self._on_event, subscription),
                         partial(self._on_lost, subscription),
                     )
                     subscription.memberships.append(membership)
             except Exception as exc:  # the channel layer: nothing of this subscription stays
-                await self._unsubscribe(resource.name)
-                raise self._unavailable(resource.name, exc) from exc
+                await self._unsubscribe(key)
+                raise self._unavailable(resource.name, where, exc) from exc
         elif subscription.held is None:
             subscription.held = []
         if snapshot:
             subscription.resync = None  # this snapshot answers any resync so far
-        self.outbox.put_reply(frames.opened(resource.name))
+        self.outbox.put_reply(frames.opened(resource.name, where))
         try:
             if snapshot:
                 # Read after joining the groups: a change committed meanwhile is either in
                 # the snapshot, or held and sent after it (clients apply both by version).
-                for frame in await snapshots.frames_for(resource.name, view, key):
+                for frame in await snapshots.frames_for(resource.name, view, snapshot_key, where, last):
                     self.outbox.put_reply(frame)
         except _UNAVAILABLE as exc:
             # Subscribed, without its snapshot: events go on, and the snapshot is owed
             # (the resync that _unavailable schedules).
-            raise self._unavailable(resource.name, exc) from exc
+            raise self._unavailable(resource.name, where, exc) from exc
         finally:
             self._release(subscription)
 
-    def _unavailable(self, resource: str, exc: Exception) -> Unavailable:
+    def _unavailable(self, resource: str, where: dict[str, Any] | None, exc: Exception) -> Unavailable:
         """Answer one request that the database or the channel layer failed, and send
-        its resource ``resync`` once the client may try again: the socket and its other
-        subscriptions go on."""
+        its subscription ``resync`` once the client may try again: the socket and its
+        other subscriptions go on."""
         retry = float(pb_settings.DATABASE_RETRY_AFTER_SECONDS)
         logger.warning("Paintbrush: opendoc %r failed (%r); answered unavailable", resource, exc)
-        handle = asyncio.get_running_loop().call_later(retry, self._retry_now, resource)
+        key = _key(resource, where)
+        handle = asyncio.get_running_loop().call_later(retry, self._retry_now, resource, where)
         if self._retries is None:
             self._retries = {}
-        previous = self._retries.pop(resource, None)
+        previous = self._retries.pop(key, None)
         if previous is not None:
             previous.cancel()
-        self._retries[resource] = handle
+        self._retries[key] = handle
         return Unavailable(f"The server could not open {resource!r} just now; try again later.", retry_after=retry)
 
-    def _retry_now(self, resource: str) -> None:
+    def _retry_now(self, resource: str, where: dict[str, Any] | None) -> None:
+        key = _key(resource, where)
         if self._retries is not None:
-            self._retries.pop(resource, None)
-        subscription = self.subscriptions.get(resource)
+            self._retries.pop(key, None)
+        subscription = self.subscriptions.get(key)
         if subscription is not None:
             self._resync_now(subscription, frames.UNAVAILABLE)
         elif not self.closing:
             # Not subscribed (the failure came first): the same frame asks the client to
             # open it again, as it answers any resync.
-            self.outbox.resync(resource, frames.UNAVAILABLE)
+            self.outbox.put_reply(frames.resync(resource, frames.UNAVAILABLE, where))
 
     async def closedoc(self, message: dict[str, Any]) -> None:
         if self.resource_name(message) == DOC:
             return await self.close_document()
         resource = self.resource_of(message)
-        handle = self._retries.pop(resource.name, None) if self._retries is not None else None
+        where = message.get("where")
+        key = _key(resource.name, where if isinstance(where, dict) else None)
+        handle = self._retries.pop(key, None) if self._retries is not None else None
         if handle is not None:
             handle.cancel()
-        await self._unsubscribe(resource.name)
-        self.outbox.put_reply(frames.closed(resource.name))
+        await self._unsubscribe(key)
+        self.outbox.put_reply(frames.closed(resource.name, where if isinstance(where, dict) else None))
 
     def _release(self, subscription: _Subscription) -> None:
         held, subscription.held = subscription.held, None
         for text in held or ():
-            self.outbox.put_event(subscription.resource, text)
+            self.outbox.put_event(subscription.key, text)
 
-    async def _unsubscribe(self, name: str) -> None:
-        subscription = self.subscriptions.pop(name, None)
+    async def _unsubscribe(self, key: str) -> None:
+        subscription = self.subscriptions.pop(key, None)
         if subscription is None:
             return
-        metrics.SUBSCRIPTIONS.labels(name).dec()
+        metrics.SUBSCRIPTIONS.labels(subscription.resource).dec()
         outbox = self._outbox()
         if outbox is not None:
-            outbox.forget(name)
+            outbox.forget(key)
         for membership in subscription.memberships:
             await self.leave(membership)
+
+    def _resync_frame(self, key: str, reason: str) -> str:
+        """The outbox's resync frame for subscription ``key``, tagged with its scope."""
+        subscription = self.subscriptions.get(key)
+        if subscription is None:
+            return frames.resync(key, reason)
+        return frames.resync(subscription.resource, reason, subscription.where)
 
     # -- from the hub (plain calls: they must not wait) ------------------------------------
 
     def _on_event(self, subscription: _Subscription, text: str) -> None:
-        if self.subscriptions.get(subscription.resource) is not subscription:
+        if self.subscriptions.get(subscription.key) is not subscription:
             return  # closed meanwhile
         if subscription.held is not None:
             subscription.held.append(text)
         else:
-            self.outbox.put_event(subscription.resource, text)
+            self.outbox.put_event(subscription.key, text)
 
     def _on_lost(self, subscription: _Subscription, reason: str) -> None:
-        if self.subscriptions.get(subscription.resource) is not subscription or subscription.resync:
+        if self.subscriptions.get(subscription.key) is not subscription or subscription.resync:
             return  # closed, or a resync already on its way
         self._resync_now(subscription, reason)
 
     def _resync_now(self, subscription: _Subscription, reason: str) -> None:
-        if self.subscriptions.get(subscription.resource) is not subscription:
+        if self.subscriptions.get(subscription.key) is not subscription:
             return
         subscription.resync = reason
-        self.outbox.resync(subscription.resource, reason)
+        self.outbox.resync(subscription.key, reason)
 
 
 def _within(times: list[float], per_minute: int) -> bool:

@@ -14,6 +14,7 @@ from typing import Any
 __all__ = [
     "BadJSON",
     "BadMessage",
+    "BadWhere",
     "Forbidden",
     "LimitExceeded",
     "RateLimited",
@@ -43,6 +44,14 @@ class BadMessage(SocketError):
     """The frame is JSON but not an object with a string ``action`` and ``resource``."""
 
     code = "bad_message"
+
+
+class BadWhere(SocketError):
+    """A ``where`` or window the resource does not accept: a field it does not declare,
+    a value of the wrong type, no scope where one is required, a ``last`` out of range
+    (``docs/protocol.md``, section 2b)."""
+
+    code = "bad_where"
 
 
 class UnknownAction(SocketError):

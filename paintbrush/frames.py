@@ -76,12 +76,22 @@ REASON_CODES = {
 # -- answers to a client ------------------------------------------------------------------------
 
 
-def opened(resource: str) -> str:
-    return encoding.encode({"type": "opened", "resource": resource})
+def _scoped(frame: dict[str, Any], where: dict[str, Any] | None) -> dict[str, Any]:
+    # Every frame of a scoped subscription carries its where (section 2b).
+    if where is not None:
+        frame["where"] = where
+    return frame
 
 
-def closed(resource: str) -> str:
-    return encoding.encode({"type": "closed", "resource": resource})
+def opened(resource: str, where: dict[str, Any] | None = None) -> str:
+    return encoding.encode(_scoped({"type": "opened", "resource": resource}, where))
+
+
+def closed(resource: str, where: dict[str, Any] | None = None, reason: str | None = None) -> str:
+    frame = _scoped({"type": "closed", "resource": resource}, where)
+    if reason is not None:
+        frame["reason"] = reason
+    return encoding.encode(frame)
 
 
 def error(code: str, message: str, request: Any = None, **extra: Any) -> str:
@@ -94,17 +104,24 @@ def error(code: str, message: str, request: Any = None, **extra: Any) -> str:
     return encoding.encode(frame)
 
 
+def resync(resource: str, reason: str, where: dict[str, Any] | None = None) -> str:
+    if where is None:
+        return _resync(resource, reason)
+    return encoding.encode({"type": "resync", "resource": resource, "reason": reason, "where": where})
+
+
 @functools.lru_cache(maxsize=256)
-def resync(resource: str, reason: str) -> str:
+def _resync(resource: str, reason: str) -> str:
     # A lost group resyncs every socket of it: one encode serves them all.
     return encoding.encode({"type": "resync", "resource": resource, "reason": reason})
 
 
-def snapshot(resource: str, items: list[Any], limit: int) -> list[str]:
+def snapshot(resource: str, items: list[Any], limit: int, **tags: Any) -> list[str]:
     """The snapshot as frames of at most about ``limit`` bytes of JSON, every one but
     the last marked ``"more": true`` (a server limits the size of a message: Daphne to
-    1 MiB by default). An item larger than ``limit`` travels alone."""
-    head = encoding.encode({"resource": resource, "action": "snapshot"})[:-1] + ',"items":['
+    1 MiB by default). An item larger than ``limit`` travels alone. ``tags`` go on
+    every frame (a scope's ``where``, a window's ``last`` and ``complete``)."""
+    head = encoding.encode({"resource": resource, "action": "snapshot", **tags})[:-1] + ',"items":['
     frames: list[str] = []
     chunk: list[str] = []
     size = 0
@@ -128,16 +145,18 @@ def document(doc: Any) -> str:
 # -- deltas (dicts: encoded once per write by paintbrush.events) ---------------------------
 
 
-def create(resource: str, item: dict[str, Any]) -> dict[str, Any]:
-    return {"resource": resource, "action": "create", "item": item}
+def create(resource: str, item: dict[str, Any], where: dict[str, Any] | None = None) -> dict[str, Any]:
+    return _scoped({"resource": resource, "action": "create", "item": item}, where)
 
 
-def update(resource: str, id: Any, fields: dict[str, Any], version: int | None) -> dict[str, Any]:
-    return {"resource": resource, "action": "update", "id": id, "fields": fields, "version": version}
+def update(
+    resource: str, id: Any, fields: dict[str, Any], version: int | None, where: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    return _scoped({"resource": resource, "action": "update", "id": id, "fields": fields, "version": version}, where)
 
 
-def delete(resource: str, id: Any, version: int | None) -> dict[str, Any]:
-    return {"resource": resource, "action": "delete", "id": id, "version": version}
+def delete(resource: str, id: Any, version: int | None, where: dict[str, Any] | None = None) -> dict[str, Any]:
+    return _scoped({"resource": resource, "action": "delete", "id": id, "version": version}, where)
 
 
 # -- between server processes ---------------------------------------------------------------

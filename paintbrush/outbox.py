@@ -71,6 +71,9 @@ def _resume(coro: Coroutine[Any, Any, None], waiting: Any) -> Generator[Any, Any
 class Outbox:
     #: Whose socket this is (``sockets.client_key``), for log lines.
     client = ""
+    #: The resync frame of a subscription (by the name it is queued under) and reason;
+    #: a consumer whose subscriptions are scoped tags it with their ``where``.
+    resync_frame: Callable[[str, str], str] = staticmethod(frames.resync)
     #: Of ``dropped``, how many the metrics have counted.
     _dropped_counted = 0
 
@@ -148,7 +151,7 @@ class Outbox:
     def resync(self, subscription: str, reason: str) -> None:
         """Tell the client to take a fresh snapshot of ``subscription``, after the
         frames already queued (they are older than the snapshot it will take)."""
-        self.put_reply(frames.resync(subscription, reason))
+        self.put_reply(self.resync_frame(subscription, reason))
         self.resyncs += 1
         metrics.resynced(subscription, reason, self.client)
 

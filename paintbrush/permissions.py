@@ -10,8 +10,9 @@ viewset decides, with its permission classes and queryset, exactly as it would f
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import urlencode
 
-from django.http import HttpRequest
+from django.http import HttpRequest, QueryDict
 from rest_framework.exceptions import APIException
 from rest_framework.request import Request
 
@@ -21,13 +22,15 @@ from .resources import Resource
 __all__ = ["list_view", "snapshot_items"]
 
 
-def list_view(resource: Resource, user: Any) -> Any:
-    """A viewset instance set up as for ``GET /api/<name>`` by ``user``; raises
-    ``Forbidden`` when its permission classes refuse."""
+def list_view(resource: Resource, user: Any, params: dict[str, str] | None = None) -> Any:
+    """A viewset instance set up as for ``GET /api/<name>?<params>`` by ``user``;
+    raises ``Forbidden`` when its permission classes refuse."""
     http = HttpRequest()
     http.method = "GET"
     http.path = f"/api/{resource.name}"
     http.user = user
+    if params:
+        http.GET = QueryDict(urlencode(params))
     request = Request(http)
     request.user = user  # the socket already authenticated its user (AuthMiddlewareStack)
     view = resource.get_viewset()(action="list", request=request, args=(), kwargs={}, format_kwarg=None)

@@ -58,6 +58,9 @@ class Resource:
         "permission_classes",
         "queryset",
         "owner_field",
+        "scope_fields",
+        "scope_required",
+        "ordering",
     )
 
     model: type[models.Model]
@@ -77,6 +80,14 @@ class Resource:
     #: A foreign key to the user: others' rows are neither listed nor pushed to
     #: non-staff users, and staff see every row.
     owner_field: str | None = None
+    #: Fields a subscription may be narrowed by (``paintbrush.scopes``), filtered over
+    #: REST too (``GET /api/<name>?<field>=<value>``, django-filter).
+    scope_fields: Sequence[str] = ()
+    #: A subscription must name a scope (``opendoc`` without ``where`` is ``bad_where``).
+    scope_required: bool = False
+    #: The order of the rows: of ``GET /api/<name>``, and of the windows ``last`` and
+    #: ``before``. Its last field should be unique (``["created_at", "id"]``).
+    ordering: Sequence[str] = ()
 
     def __init__(self, model: type[models.Model], **options: Any) -> None:
         unknown = set(options) - set(self.options)
@@ -137,6 +148,8 @@ class Resource:
                 attrs["serializer_class"] = self.get_serializer_class()
             if self.permission_classes is not None:
                 attrs["permission_classes"] = list(self.permission_classes)
+            if self.scope_fields:
+                attrs["filterset_fields"] = list(self.scope_fields)
             self._viewset = type(f"{self.model.__name__}ViewSet", (base,), attrs)
         return self._viewset
 
@@ -149,7 +162,14 @@ class Resource:
             if not user.is_authenticated:
                 return qs.none()
             qs = qs.filter(**{self.owner_field: user.pk})
-        return qs
+        return qs.order_by(*self.ordering) if self.ordering else qs
+
+    def can_read_scope(self, user: User, where: dict[str, Any]) -> bool:
+        """May ``user`` read the rows of ``where`` (a checked scope, ``paintbrush.scopes``)?
+        Asked at ``opendoc`` and again when an access change concerns the user; runs
+        off the event loop, so the ORM may be used. A scope that does not exist must
+        answer as one that may not be read: the client learns nothing of it."""
+        return True
 
     # -- events -------------------------------------------------------------
     #

@@ -37,6 +37,8 @@ DEFAULTS: dict[str, Any] = {
     # Sockets one client (a signed-in user, else an address) may hold open in one
     # server process; more are closed with 4029.
     "MAX_SOCKETS_PER_CLIENT": 50,
+    # The largest window a client may ask for ("last": N on a socket, ?last=N over REST).
+    "MAX_WINDOW": 1000,
     # Resources one socket may have open at once; more are answered limit_exceeded.
     "MAX_SUBSCRIPTIONS_PER_SOCKET": 64,
     # Snapshots one socket may ask for in a minute; more are answered rate_limited

@@ -28,6 +28,7 @@ serves everyone who may see those rows.
 from __future__ import annotations
 
 import asyncio
+import logging
 import threading
 import weakref
 from collections.abc import Hashable
@@ -36,9 +37,12 @@ from typing import Any
 
 from channels.db import database_sync_to_async
 
-from . import frames, permissions
+from . import frames, permissions, scopes
+from .exceptions import Forbidden
 from .resources import Resource
 from .settings import pb_settings
+
+logger = logging.getLogger("paintbrush")
 
 __all__ = ["frames_for", "listing", "query_key", "stats"]
 
@@ -54,6 +58,9 @@ _lock = threading.Lock()
 @dataclass(eq=False)
 class _Batch:
     key: Hashable
+    resource: str
+    where: dict[str, Any] | None = None
+    last: int | None = None
     started: bool = False
     task: asyncio.Task[list[str]] | None = None
     waiters: int = 1
@@ -62,11 +69,34 @@ class _Batch:
 _batches: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[Hashable, _Batch]] = weakref.WeakKeyDictionary()
 
 
-def listing(resource: Resource, user: Any) -> tuple[Any, Hashable]:
-    """The view of ``GET /api/<name>`` for ``user`` (``Forbidden`` if they may not list
-    it) and the key of its snapshot. Runs in the database thread."""
-    view = permissions.list_view(resource, user)
-    return view, query_key(resource.name, view)
+def listing(
+    resource: Resource, user: Any, where: dict[str, Any] | None = None, last: int | None = None
+) -> tuple[Any, Hashable]:
+    """The view of ``GET /api/<name>?<where>&last=<last>`` for ``user`` (``Forbidden``
+    if they may not list it, or may not read the scope) and the key of its snapshot.
+    Runs in the database thread."""
+    params = {name: _query_value(value) for name, value in (where or {}).items()}
+    if last is not None:
+        params["last"] = str(last + 1)  # one more: whether the window is the whole scope
+    view = permissions.list_view(resource, user, params)
+    if where is not None and not _may_read(resource, user, where):
+        # The same answer whether the scope exists or not: nothing is revealed.
+        raise Forbidden(f"You may not read that scope of {resource.name!r}.")
+    return view, (query_key(resource.name, view), scopes.canonical(where or {}), last)
+
+
+def _may_read(resource: Resource, user: Any, where: dict[str, Any]) -> bool:
+    try:
+        return bool(resource.can_read_scope(user, where))
+    except Exception:
+        hook = f"{type(resource).__name__}.can_read_scope"
+        logger.exception("Paintbrush: %s raised for %r; the scope is refused", hook, where)
+        raise Forbidden(f"The server could not decide whether you may read that scope ({hook} failed).") from None
+
+
+def _query_value(value: Any) -> str:
+    # As a query string carries it: django-filter parses "true"/"false" for booleans.
+    return ("true" if value else "false") if isinstance(value, bool) else str(value)
 
 
 def query_key(resource: str, view: Any) -> Hashable:
@@ -77,7 +107,9 @@ def query_key(resource: str, view: Any) -> Hashable:
     return (resource, view.get_serializer_class(), sql, tuple(map(repr, params)))
 
 
-async def frames_for(resource: str, view: Any, key: Hashable) -> list[str]:
+async def frames_for(
+    resource: str, view: Any, key: Hashable, where: dict[str, Any] | None = None, last: int | None = None
+) -> list[str]:
     """The snapshot frames of ``view``'s listing, read after this call began: from a
     batch not yet started for the same ``key``, or a new one."""
     loop = asyncio.get_running_loop()
@@ -88,20 +120,28 @@ async def frames_for(resource: str, view: Any, key: Hashable) -> list[str]:
             batch.waiters += 1
             stats["shared"] += 1
         else:
-            batch = batches[key] = _Batch(key)
+            batch = batches[key] = _Batch(key, resource, where, last)
     if batch.task is None:
-        batch.task = loop.create_task(_read(resource, view, batch, batches))
+        batch.task = loop.create_task(_read(view, batch, batches))
     # Shielded: one socket closing while it waits must not cancel the others' read.
     result: list[str] = await asyncio.shield(batch.task)
     return result
 
 
-async def _read(resource: str, view: Any, batch: _Batch, batches: dict[Hashable, _Batch]) -> list[str]:
-    result: list[str] = await database_sync_to_async(_render)(resource, view, batch, batches)
+async def _read(view: Any, batch: _Batch, batches: dict[Hashable, _Batch]) -> list[str]:
+    try:
+        result: list[str] = await database_sync_to_async(_render)(view, batch, batches)
+    finally:
+        # Whatever happened (a read that failed before it began included), no later
+        # socket may join this batch: it asks for a read of its own.
+        with _lock:
+            batch.started = True
+            if batches.get(batch.key) is batch:
+                del batches[batch.key]
     return result
 
 
-def _render(resource: str, view: Any, batch: _Batch, batches: dict[Hashable, _Batch]) -> list[str]:
+def _render(view: Any, batch: _Batch, batches: dict[Hashable, _Batch]) -> list[str]:
     with _lock:
         batch.started = True  # from now on, a socket that asks waits for the next batch
         if batches.get(batch.key) is batch:
@@ -109,4 +149,12 @@ def _render(resource: str, view: Any, batch: _Batch, batches: dict[Hashable, _Ba
     stats["rendered"] += 1
     queryset = view.filter_queryset(view.get_queryset())
     items = list(view.get_serializer_class()(queryset, many=True, context={}).data)
-    return frames.snapshot(resource, items, pb_settings.SNAPSHOT_FRAME_BYTES)
+    resource, where, last = batch.resource, batch.where, batch.last
+    tags: dict[str, Any] = {} if where is None else {"where": where}
+    if last is not None:
+        # Read one more than asked: the window is the whole scope when it is not there.
+        tags["last"] = last
+        if len(items) <= last:
+            tags["complete"] = True
+        items = items[-last:]
+    return frames.snapshot(resource, items, pb_settings.SNAPSHOT_FRAME_BYTES, **tags)

@@ -97,6 +97,9 @@ class CapturedEvents(Events):
         #: (``access_group``).
         self.notices: list[str] = []
         self._keys: list[tuple[dict[str, Any], list[str]]] = []
+        self._wheres: list[tuple[dict[str, Any], list[dict[str, Any] | None]]] = []
+        #: The events as scoped subscriptions receive them, each with its ``where``.
+        self.scoped = Events()
         self._lock = threading.Lock()
 
     def keys(self, event: dict[str, Any]) -> list[str]:
@@ -107,22 +110,53 @@ class CapturedEvents(Events):
                 return list(keys)
         raise ValueError("keys() takes one of the captured events themselves, not a copy")
 
+    def wheres(self, event: dict[str, Any]) -> list[dict[str, Any] | None]:
+        """The scopes (``paintbrush.scopes``) ``event`` went to: ``None`` for the
+        unscoped subscriptions, else each scope's ``where``."""
+        for recorded, wheres in self._wheres:
+            if recorded is event:
+                return list(wheres)
+        raise ValueError("wheres() takes one of the captured events themselves, not a copy")
+
     def _record(self, messages: Sequence[tuple[str, str]]) -> None:
-        # One event goes to each of its keys as the same text: it is listed once.
-        batch: dict[str, tuple[str, list[str]]] = {}
+        # One event goes to each of its keys as the same text: it is listed once. Its
+        # scoped copies (paintbrush.scopes) are listed in ``scoped``, and here only for
+        # a resource that sent no unscoped event in this write (one that requires a
+        # scope, such as a room's messages).
+        batch: dict[str, tuple[str, list[str], list[dict[str, Any] | None]]] = {}
+        unscoped: set[str] = set()
+        scoped: list[tuple[str, str]] = []
         with self._lock:
             for group, text in messages:
                 self.messages.append((group, text))
                 if not text:
                     self.notices.append(group)
-                    continue
-                if text not in batch:
-                    event = json.loads(text)
-                    batch[text] = (event_group(str(event.get("resource")), ""), [])
-                    self.append(event)
-                    self._keys.append((event, batch[text][1]))
-                prefix, keys = batch[text]
-                keys.append(group.removeprefix(prefix))
+                elif '"where":' in text:
+                    scoped.append((group, text))
+                else:
+                    unscoped.add(self._add(batch, group, text, self)["resource"])
+            for group, text in scoped:
+                event = json.loads(text)
+                self.scoped.append(event)
+                if event.get("resource") not in unscoped:
+                    self._add(batch, group, text, self)
+
+    def _add(
+        self, batch: dict[str, tuple[str, list[str], list[dict[str, Any] | None]]], group: str, text: str, into: Events
+    ) -> dict[str, Any]:
+        event: dict[str, Any] = json.loads(text)
+        where = event.pop("where", None)
+        identity = json.dumps(event, sort_keys=True)
+        if identity not in batch:
+            batch[identity] = (event_group(str(event.get("resource")), ""), [], [])
+            into.append(event)
+            self._keys.append((event, batch[identity][1]))
+            self._wheres.append((event, batch[identity][2]))
+        prefix, keys, wheres = batch[identity]
+        keys.append(group.removeprefix(prefix))
+        if where not in wheres:
+            wheres.append(where)
+        return event
 
 
 class EventCapture:

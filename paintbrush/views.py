@@ -21,6 +21,7 @@ from typing import Any, Protocol
 from django.core.exceptions import RequestDataTooBig
 from django.db import transaction
 from django.db.models import Model, QuerySet
+from django_filters.rest_framework import DjangoFilterBackend
 from rest_framework import status, viewsets
 from rest_framework.exceptions import APIException, ParseError, UnsupportedMediaType
 from rest_framework.request import Request
@@ -28,6 +29,7 @@ from rest_framework.response import Response
 
 from .handlers import ExceptionHandler, handle_database_outages
 from .parsers import BodyTooLarge, JSONParser
+from .windows import WindowFilter
 from .writes import stored_as_is
 
 __all__ = ["LiveModelViewSet", "PreconditionFailed", "ViewedResource"]
@@ -72,6 +74,8 @@ class LiveModelViewSet(viewsets.ModelViewSet):  # type: ignore[type-arg]
 
     resource: ViewedResource
     parser_classes = [JSONParser]
+    # A resource's scope_fields are its filterset_fields (``?room=3``); then the windows.
+    filter_backends = [DjangoFilterBackend, WindowFilter]
 
     def get_queryset(self) -> QuerySet[Any]:
         qs = self.resource.get_queryset(self.request.user)

@@ -186,16 +186,17 @@ class EventTests(TransactionTestCase):
         await second.disconnect()
 
     async def test_one_write_is_rendered_and_encoded_once_whatever_the_subscribers(self) -> None:
+        # A resource without scopes: once. (With scopes, once per scope: test_scopes.)
         sockets = [await connect() for _ in range(40)]
         for ws in sockets:
-            await subscribe(ws, "todos")
+            await subscribe(ws, "checklists")
         layer = get_channel_layer()
         with (
             mock.patch.object(deltas, "render", wraps=deltas.render) as render,
             mock.patch.object(encoding, "encode", wraps=encoding.encode) as encode,
             mock.patch.object(layer, "group_send", wraps=layer.group_send) as group_send,
         ):
-            await sync_to_async(Todo.objects.create)(title="fan-out")
+            await sync_to_async(Checklist.objects.create)(title="fan-out")
             texts = {(await ws.receive_from(timeout=5)) for ws in sockets}
         self.assertEqual(render.call_count, 1)
         self.assertEqual(encode.call_count, 1)
@@ -206,18 +207,18 @@ class EventTests(TransactionTestCase):
             await ws.disconnect()
 
     async def test_an_update_renders_before_and_after_once_and_encodes_once(self) -> None:
-        todo = await sync_to_async(Todo.objects.create)(title="x")
+        checklist = await sync_to_async(Checklist.objects.create)(title="x")
         sockets = [await connect() for _ in range(10)]
         for ws in sockets:
-            await subscribe(ws, "todos")
-        todo.done = True
+            await subscribe(ws, "checklists")
+        checklist.checked = True
         with (
             mock.patch.object(deltas, "render", wraps=deltas.render) as render,
             mock.patch.object(encoding, "encode", wraps=encoding.encode) as encode,
         ):
-            await sync_to_async(todo.save)()
+            await sync_to_async(checklist.save)()
             for ws in sockets:
-                self.assertEqual((await receive(ws))["fields"], {"done": True})
+                self.assertEqual((await receive(ws))["fields"], {"checked": True})
         self.assertEqual((render.call_count, encode.call_count), (2, 1))
         for ws in sockets:
             await ws.disconnect()

@@ -5,17 +5,20 @@ from __future__ import annotations
 from typing import Any
 
 from django.contrib.auth import get_user_model
+from django.db.models import Q
 from rest_framework import permissions, serializers
 from rest_framework.exceptions import PermissionDenied
 
 from paintbrush import documents
 from paintbrush.resources import Resource, register
+from paintbrush.views import LiveModelViewSet
 
-from .models import Checklist, Note, Order, Product, Todo
+from .models import Checklist, Membership, Message, Note, Order, Product, Room, Todo
 
 User = get_user_model()
 
-register(Todo, name="todos", notify=True, permission_classes=[permissions.AllowAny])
+# Scoped by done: {"where": {"done": false}} holds the open todos only (docs/protocol.md 2b).
+register(Todo, name="todos", notify=True, permission_classes=[permissions.AllowAny], scope_fields=["done"])
 register(Checklist, name="checklists", notify=True, permission_classes=[permissions.AllowAny])
 register(Note, name="notes", permission_classes=[permissions.AllowAny])
 
@@ -73,6 +76,143 @@ class OrderResource(Resource):
 
 
 register(Order, OrderResource, name="orders", notify=True)
+
+
+# -- the chat (scoped subscriptions) --------------------------------------------------------
+
+
+def readable_rooms(user: Any) -> Any:
+    """The rooms ``user`` may read: every public one, and the private ones they belong to."""
+    if not user.is_authenticated:
+        return Room.objects.none()
+    return Room.objects.filter(Q(private=False) | Q(memberships__user=user)).distinct()
+
+
+class OwnerWrites(permissions.IsAuthenticated):
+    message = "Only the room's owner changes it."
+
+    def has_object_permission(self, request: Any, view: Any, obj: Any) -> bool:
+        return request.method in permissions.SAFE_METHODS or obj.owner_id == request.user.pk
+
+
+class RoomResource(Resource):
+    owner_field = None
+    permission_classes = [OwnerWrites]
+    read_only_fields = ["owner", "created_at"]
+
+    def get_queryset(self, user: Any) -> Any:
+        return readable_rooms(user).order_by("name")
+
+    def subscription_keys(self, user: Any) -> list[str]:
+        return ["all", f"user.{user.pk}"]  # public rooms, and the private ones I am in
+
+    def event_keys(self, instance: Any) -> list[str]:
+        if not instance.private:
+            return ["all"]
+        members = Membership.objects.filter(room_id=instance.pk).values_list("user_id", flat=True)
+        return [f"user.{pk}" for pk in {instance.owner_id, *members}]
+
+
+class RoomViewSet(LiveModelViewSet):
+    def perform_create(self, serializer: Any) -> None:
+        room = serializer.save(owner=self.request.user)
+        if room.private:  # its owner is its first member
+            Membership.objects.create(room=room, user=room.owner)
+
+
+register(Room, RoomResource, name="rooms", notify=True, viewset_class=RoomViewSet)
+
+
+class MembershipPermission(permissions.IsAuthenticated):
+    message = "The owner of a private room adds and removes its members; a member may leave."
+
+    def has_object_permission(self, request: Any, view: Any, obj: Any) -> bool:
+        if request.method in permissions.SAFE_METHODS:
+            return True
+        return request.method == "DELETE" and request.user.pk in {obj.user_id, obj.room.owner_id}
+
+
+class MembershipSerializer(serializers.ModelSerializer):  # type: ignore[type-arg]
+    class Meta:
+        model = Membership
+        fields = ["id", "room", "user", "created_at", "version"]
+        read_only_fields = ["id", "created_at", "version"]
+
+    def validate_room(self, room: Room) -> Room:
+        request = self.context.get("request")
+        if request is not None and (room.owner_id != request.user.pk or not room.private):
+            raise PermissionDenied("Only the owner of a private room adds its members.")
+        return room
+
+
+class MembershipResource(Resource):
+    serializer_class = MembershipSerializer
+    permission_classes = [MembershipPermission]
+
+    def get_queryset(self, user: Any) -> Any:
+        if not user.is_authenticated:
+            return Membership.objects.none()
+        private = readable_rooms(user).filter(private=True)
+        return Membership.objects.filter(room__in=private).order_by("created_at", "id")
+
+    def subscription_keys(self, user: Any) -> list[str]:
+        return [f"user.{user.pk}"]
+
+    def event_keys(self, instance: Any) -> list[str]:
+        members = Membership.objects.filter(room_id=instance.room_id).values_list("user_id", flat=True)
+        owner = Room.objects.filter(pk=instance.room_id).values_list("owner_id", flat=True)
+        return [f"user.{pk}" for pk in {instance.user_id, *members, *owner}]
+
+
+register(Membership, MembershipResource, name="memberships", notify=True)
+
+
+class MessagePermission(permissions.IsAuthenticated):
+    message = "An author edits or deletes their own messages only."
+
+    def has_object_permission(self, request: Any, view: Any, obj: Any) -> bool:
+        return request.method in permissions.SAFE_METHODS or obj.user_id == request.user.pk
+
+
+class MessageSerializer(serializers.ModelSerializer):  # type: ignore[type-arg]
+    text = serializers.CharField(min_length=1, max_length=2000)
+
+    class Meta:
+        model = Message
+        fields = ["id", "room", "user", "text", "created_at", "version"]
+        read_only_fields = ["id", "user", "created_at", "version"]
+
+    def validate_room(self, room: Room) -> Room:
+        request = self.context.get("request")
+        if request is not None and not readable_rooms(request.user).filter(pk=room.pk).exists():
+            raise serializers.ValidationError("No such room.")  # a private room is not revealed
+        if self.instance is not None and room.pk != self.instance.room_id:
+            raise PermissionDenied("A message stays in its room; only its text changes.")
+        return room
+
+
+class MessageResource(Resource):
+    """Scoped by room, and only by room: no socket receives every room's messages."""
+
+    serializer_class = MessageSerializer
+    permission_classes = [MessagePermission]
+    scope_fields = ["room"]
+    scope_required = True
+    ordering = ["created_at", "id"]
+
+    def get_queryset(self, user: Any) -> Any:
+        return Message.objects.filter(room__in=readable_rooms(user)).order_by("created_at", "id")
+
+    def can_read_scope(self, user: Any, where: dict[str, Any]) -> bool:
+        return bool(readable_rooms(user).filter(pk=where["room"]).exists())
+
+
+class MessageViewSet(LiveModelViewSet):
+    def perform_create(self, serializer: Any) -> None:
+        serializer.save(user=self.request.user)
+
+
+register(Message, MessageResource, name="messages", notify=True, viewset_class=MessageViewSet)
 
 
 # -- role documents (Pattern 2) ----------------------------------------------------------
