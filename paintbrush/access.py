@@ -16,7 +16,7 @@ listens to that group.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
@@ -30,7 +30,7 @@ from .groups import access_group
 from .hub import Membership
 from .writes import Write
 
-__all__ = ["ACCESS_CHANGED", "AccessNotices", "AccessWatchMixin"]
+__all__ = ["ACCESS_CHANGED", "SCOPES", "AccessNotices", "AccessWatchMixin", "ScopeAccessNotices", "watch"]
 
 #: WebSocket close code for "your access changed: reconnect" (application range 4000-4999).
 ACCESS_CHANGED = 4003
@@ -44,6 +44,25 @@ def _flags(user: Any) -> tuple[Any, ...]:
 
 def _access_changed(user_id: Any, using: str = "default") -> None:
     send_on_commit([(access_group(user_id), "")], using)
+
+
+#: The text of a notice that only scopes may have changed (a membership): the socket
+#: asks each scoped subscription's ``can_read_scope`` again instead of closing.
+SCOPES = "scopes"
+
+#: model -> the users whose scope access a row of it decides (``watch``).
+_watched: dict[type[Any], Callable[[Any], Iterable[Any]]] = {}
+
+
+def watch(model: type[Any], users: Callable[[Any], Iterable[Any]]) -> None:
+    """Declare that rows of ``model`` decide who may read scopes (``paintbrush.scopes``):
+    when one is created, changed or deleted, each user ``users(row)`` names (before and
+    after the write) has their scoped subscriptions checked again, and those they may no
+    longer read are closed (``{"type": "closed", ..., "reason": "forbidden"}``).
+
+        access.watch(Membership, users=lambda membership: [membership.user_id])
+    """
+    _watched[model] = users
 
 
 # -- writer side ---------------------------------------------------------------------------
@@ -63,6 +82,22 @@ class AccessNotices:
     def after(self, write: Write, flags: tuple[Any, ...]) -> None:
         if write.deleting or flags != _flags(write.instance):
             _access_changed(write.instance.pk, write.using)
+
+
+class ScopeAccessNotices:
+    """The ``paintbrush.writes`` observer of the models ``watch`` names."""
+
+    def before(self, write: Write) -> set[Any] | None:
+        users = _watched.get(write.model)
+        if users is None:
+            return None
+        row = write.stored if not write.creating else None
+        return set(users(row)) if row is not None else set()
+
+    def after(self, write: Write, before: set[Any]) -> None:
+        users = _watched[write.model]
+        affected = before | (set() if write.deleting else set(users(write.instance)))
+        send_on_commit([(access_group(pk), SCOPES) for pk in sorted(affected, key=str)], write.using)
 
 
 _MEMBERS = "_paintbrush_members"
@@ -208,8 +243,14 @@ class AccessWatchMixin:
             self._access = None
 
     def _access_changed(self, text: str) -> None:
+        if text == SCOPES:
+            self.scopes_changed()
+            return
         # What this socket may read was decided under the old rules.
         self.close_later(ACCESS_CHANGED)
+
+    def scopes_changed(self) -> None:
+        """Hook: the user's access to scopes may have changed (``watch``)."""
 
     def _access_lost(self, reason: str) -> None:
         # A notice may have been lost (the channel layer was unreachable): compare the

@@ -24,7 +24,12 @@ class PaintbrushConfig(AppConfig):
         checks.register(pb_checks.check_asgi_application, "paintbrush")
         checks.register(pb_checks.check_anonymous_access, "paintbrush")
         # Every write is observed once, by paintbrush.writes, which hands it to these.
-        writes.observers[:] = [EventPublisher(), DocumentNotices(), access.AccessNotices()]
+        writes.observers[:] = [
+            EventPublisher(),
+            DocumentNotices(),
+            access.AccessNotices(),
+            access.ScopeAccessNotices(),
+        ]
         writes.connect()
         access.connect_receivers()
         metrics.observe()

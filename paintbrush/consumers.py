@@ -111,6 +111,7 @@ class LiveConsumer(AccessWatchMixin, DocumentSocketMixin, PaintbrushSocket):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.subscriptions: dict[str, _Subscription] = {}
+        self._rechecks: set[asyncio.Task[None]] = set()
         self._errors: list[float] = []  # when recent bad frames came
         self._snapshots: list[float] = []  # when recent snapshots were taken
 
@@ -330,6 +331,41 @@ class LiveConsumer(AccessWatchMixin, DocumentSocketMixin, PaintbrushSocket):
             return frames.resync(key, reason)
         return frames.resync(subscription.resource, reason, subscription.where)
 
+    # -- access to scopes -------------------------------------------------------------------
+
+    def scopes_changed(self) -> None:
+        """The user's access to scopes may have changed (``paintbrush.access.watch``):
+        hold the scoped subscriptions' events until each scope is checked again, then
+        release them, or close the subscription (``closed``, reason ``forbidden``)
+        without a frame more of it."""
+        scoped = [s for s in self.subscriptions.values() if s.where is not None]
+        if not scoped:
+            return
+        for subscription in scoped:
+            if subscription.held is None:
+                subscription.held = []
+        task = asyncio.get_running_loop().create_task(self._recheck(scoped))
+        self._rechecks.add(task)
+        task.add_done_callback(self._rechecks.discard)
+
+    async def _recheck(self, scoped: list[_Subscription]) -> None:
+        user = self.scope.get("user") or AnonymousUser()
+        try:
+            readable = await database_sync_to_async(_readable)(scoped, user)
+        except Exception:
+            logger.exception("Paintbrush: checking scopes again failed; closing the socket")
+            self.close_later(TRY_AGAIN_LATER)  # the client reconnects under the rules of then
+            return
+        for subscription, ok in zip(scoped, readable, strict=True):
+            if self.subscriptions.get(subscription.key) is not subscription:
+                continue  # closed meanwhile
+            if ok:
+                self._release(subscription)
+                continue
+            subscription.held = None  # its held events are not for this user any more
+            await self._unsubscribe(subscription.key)
+            self.outbox.put_reply(frames.closed(subscription.resource, subscription.where, reason="forbidden"))
+
     # -- from the hub (plain calls: they must not wait) ------------------------------------
 
     def _on_event(self, subscription: _Subscription, text: str) -> None:
@@ -350,6 +386,16 @@ class LiveConsumer(AccessWatchMixin, DocumentSocketMixin, PaintbrushSocket):
             return
         subscription.resync = reason
         self.outbox.resync(subscription.key, reason)
+
+
+def _readable(scoped: list[_Subscription], user: Any) -> list[bool]:
+    """Whether ``user`` may still read each scope (in the database thread)."""
+    answers = []
+    for subscription in scoped:
+        resource = site.get(subscription.resource)
+        assert subscription.where is not None
+        answers.append(resource is not None and bool(resource.can_read_scope(user, subscription.where)))
+    return answers
 
 
 def _within(times: list[float], per_minute: int) -> bool:

@@ -223,7 +223,7 @@ class AsyncApiDocumentTests(SimpleTestCase):
         self.assertEqual(document["channels"]["live"]["address"], "/ws")
         self.assertEqual(document["channels"]["doc"]["address"], "/ws/doc")
         live = {r.name for r in site if r.live}
-        self.assertEqual(live, {"todos", "checklists", "products", "orders"})
+        self.assertEqual(live, {"todos", "checklists", "products", "orders", "rooms", "memberships", "messages"})
         expected = {"opendoc", "closedoc", "opened", "closed", "resync", "error", "doc"}
         expected |= {f"{name}.{kind}" for name in live for kind in ("snapshot", "create", "update", "delete")}
         self.assertEqual(set(document["channels"]["live"]["messages"]), expected)

@@ -128,6 +128,40 @@ class ScopedSocketTests(TransactionTestCase):
         )
         await ws.disconnect()
 
+    async def test_a_member_removed_while_watching_sees_the_room_close_and_nothing_more(self) -> None:
+        membership = await sync_to_async(Membership.objects.create)(room=self.secret, user=self.alice)
+        ws = await connect(user=self.alice)
+        await opendoc(ws, "messages", where={"room": self.secret.pk})
+        await opendoc(ws, "messages", where={"room": self.a.pk})
+        await sync_to_async(self.post)(self.secret, "while a member")
+        self.assertEqual((await receive(ws))["item"]["text"], "while a member")
+        await sync_to_async(membership.delete)()
+        await sync_to_async(self.post)(self.secret, "after she left")
+        closed = await receive(ws)
+        self.assertEqual(
+            closed, {"type": "closed", "resource": "messages", "where": {"room": self.secret.pk}, "reason": "forbidden"}
+        )
+        await sync_to_async(self.post)(self.secret, "later still")
+        await sync_to_async(self.post)(self.a, "the public room goes on")
+        self.assertEqual((await receive(ws))["item"]["text"], "the public room goes on")
+        self.assertTrue(await ws.receive_nothing(timeout=0.2))
+        # Invited again: she may open it again.
+        await sync_to_async(Membership.objects.create)(room=self.secret, user=self.alice)
+        self.assertEqual((await opendoc(ws, "messages", where={"room": self.secret.pk}))["type"], "opened")
+        await ws.disconnect()
+
+    async def test_a_membership_that_keeps_access_keeps_the_subscription(self) -> None:
+        carol = await sync_to_async(User.objects.create_user)("carol")
+        ws = await connect(user=self.bob)
+        await opendoc(ws, "messages", where={"room": self.secret.pk})
+        await sync_to_async(Membership.objects.create)(room=self.secret, user=carol)  # not bob's access
+        membership = await sync_to_async(Membership.objects.get)(room=self.secret, user=self.bob)
+        membership.room = self.secret  # a save that changes nothing of bob's access
+        await sync_to_async(membership.save)()
+        await sync_to_async(self.post)(self.secret, "still here")
+        self.assertEqual((await receive(ws))["item"]["text"], "still here")
+        await ws.disconnect()
+
     def test_a_write_is_sent_once_per_scope_whatever_the_number_of_sockets(self) -> None:
         with capture_events() as events:
             self.post(self.a, "one message")

@@ -42,6 +42,7 @@ ERROR_CODES = {
         "More than PAINTBRUSH['SNAPSHOTS_PER_MINUTE'] snapshots asked for on one socket; retry_after says when "
         "to ask again (an open subscription is sent resync then)."
     ),
+    "bad_where": "A where or last the resource does not accept (an undeclared field, a wrong type, a missing scope).",
     "unavailable": (
         "The database (or the channel layer) failed while answering an opendoc; retry_after says when the "
         "resource is sent resync (the client opens it again). The socket and its other subscriptions go on."
@@ -129,6 +130,18 @@ class _Builder:
                 "snapshot": {
                     "type": "boolean",
                     "description": "true: the current rows follow opened, before any event of the resource.",
+                },
+                "where": {
+                    "type": "object",
+                    "description": (
+                        "A scope: equality conditions on the fields the resource declares (section 2b). Every "
+                        "frame of the subscription carries it."
+                    ),
+                },
+                "last": {
+                    "type": "integer",
+                    "minimum": 1,
+                    "description": "With snapshot: only the last N rows of the scope, in the resource's order.",
                 },
             },
             ["action", "resource"],

@@ -9,7 +9,7 @@ from django.db.models import Q
 from rest_framework import permissions, serializers
 from rest_framework.exceptions import PermissionDenied
 
-from paintbrush import documents
+from paintbrush import access, documents
 from paintbrush.resources import Resource, register
 from paintbrush.views import LiveModelViewSet
 
@@ -165,6 +165,9 @@ class MembershipResource(Resource):
 
 
 register(Membership, MembershipResource, name="memberships", notify=True)
+# Who may read a private room's messages is decided by its memberships: a member removed
+# while watching sees the room close (paintbrush.access.watch).
+access.watch(Membership, users=lambda membership: [membership.user_id])
 
 
 class MessagePermission(permissions.IsAuthenticated):

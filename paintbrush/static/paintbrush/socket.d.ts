@@ -98,7 +98,8 @@ export type ErrorCode =
   | "too_large"
   | "limit_exceeded"
   | "rate_limited"
-  | "unavailable";
+  | "unavailable"
+  | "bad_where";
 
 /** A request was refused; the socket stays open. */
 export interface ErrorMessage {
