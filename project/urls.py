@@ -13,6 +13,8 @@ urlpatterns = [
     path("checklists/", views.page, {"template": "checklists.html"}, name="checklists"),
     path("notes/", views.page, {"template": "notes.html"}, name="notes"),
     path("shop/", views.shop, name="shop"),
+    path("chat/", views.chat, name="chat"),
+    path("chat/<str:name>/", views.chat_room, name="chat-room"),
     path("shop/admin/", views.shop_admin, name="shop-admin"),
     # Operations: the page plots the JSON view; Prometheus scrapes /metrics (paintbrush.metrics).
     path("ops/", views.ops, name="ops"),

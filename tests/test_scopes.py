@@ -204,3 +204,17 @@ class ScopedRestTests(TestCase):
         listing = [q["sql"] for q in queries.captured_queries if "demo_message" in q["sql"]]
         self.assertEqual(len(listing), 1, listing)
         self.assertIn("LIMIT 50", listing[0])
+
+    def test_a_private_room_makes_its_owner_a_member_and_hides_from_others(self) -> None:
+        response = self.client.post("/api/rooms", {"name": "hideout", "private": True}, content_type="application/json")
+        self.assertEqual(response.status_code, 201, response.content)
+        room = Room.objects.get(name="hideout")
+        self.assertEqual(
+            (room.owner, list(room.memberships.values_list("user__username", flat=True))), (self.alice, ["alice"])
+        )
+        bob = User.objects.create_user("bob")
+        self.client.force_login(bob)
+        self.assertNotIn("hideout", [r["name"] for r in self.client.get("/api/rooms").json()])
+        posted = self.client.post("/api/messages", {"room": room.pk, "text": "hi"}, content_type="application/json")
+        self.assertEqual(posted.status_code, 400)  # as for a room that does not exist
+        self.assertEqual(self.client.get(f"/api/messages?room={room.pk}").json(), [])
