@@ -29,6 +29,7 @@ from django.db import models
 from rest_framework import serializers
 from rest_framework.permissions import BasePermission
 
+from . import scopes
 from .fields import version_field
 
 if TYPE_CHECKING:
@@ -149,7 +150,7 @@ class Resource:
             if self.permission_classes is not None:
                 attrs["permission_classes"] = list(self.permission_classes)
             if self.scope_fields:
-                attrs["filterset_fields"] = list(self.scope_fields)
+                attrs["filterset_class"] = scopes.filterset_for(self)
             self._viewset = type(f"{self.model.__name__}ViewSet", (base,), attrs)
         return self._viewset
 

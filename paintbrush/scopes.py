@@ -27,17 +27,25 @@ from __future__ import annotations
 import hashlib
 import itertools
 import json
-from collections.abc import Iterable, Mapping
-from typing import TYPE_CHECKING, Any
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any, Protocol
 
 from django.db import models
 
 from .exceptions import BadWhere
 
-if TYPE_CHECKING:
-    from .resources import Resource
 
-__all__ = ["Where", "canonical", "check_where", "scoped_keys", "token"]
+class Resource(Protocol):
+    """What scopes read of a resource (``paintbrush.resources.Resource``, which uses
+    this module: named by shape, so that the two do not import each other)."""
+
+    name: str
+    model: type[models.Model]
+    scope_fields: Sequence[str]
+    scope_required: bool
+
+
+__all__ = ["Where", "canonical", "check_where", "filterset_for", "scoped_keys", "token"]
 
 #: A checked ``where``: field name -> value as the REST API renders it.
 Where = dict[str, Any]
@@ -97,6 +105,24 @@ def scoped_keys(resource: Resource, keys: Iterable[str], item: Mapping[str, Any]
         for where in scopes:
             routed[f"{key}.{token(where)}"] = where
     return routed
+
+
+def filterset_for(resource: Resource) -> type[Any]:
+    """The django-filter ``FilterSet`` of ``resource``'s scope fields, for its viewset
+    (``GET /api/<name>?room=3``) and so for its snapshots. A foreign key is filtered by
+    its value, not as a choice: django-filter's choice filter would look the row up and
+    answer "not a valid choice" for a row that does not exist, while a private one
+    gives an empty list, telling the two apart."""
+    from django_filters import rest_framework as filters
+
+    declared: dict[str, Any] = {}
+    for name in resource.scope_fields:
+        field = resource.model._meta.get_field(name)
+        if isinstance(field, models.ForeignKey):
+            kind = filters.CharFilter if _json_type(field) is str else filters.NumberFilter
+            declared[name] = kind(field_name=name)
+    meta = type("Meta", (), {"model": resource.model, "fields": list(resource.scope_fields)})
+    return type(f"{resource.model.__name__}ScopeFilter", (filters.FilterSet,), {"Meta": meta, **declared})
 
 
 def _json_type(field: Any) -> Any:
