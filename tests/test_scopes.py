@@ -218,3 +218,7 @@ class ScopedRestTests(TestCase):
         posted = self.client.post("/api/messages", {"room": room.pk, "text": "hi"}, content_type="application/json")
         self.assertEqual(posted.status_code, 400)  # as for a room that does not exist
         self.assertEqual(self.client.get(f"/api/messages?room={room.pk}").json(), [])
+        # A private room and none at all answer alike: 200 and nothing.
+        for query in (f"room={room.pk}", "room=999999"):
+            response = self.client.get(f"/api/messages?{query}")
+            self.assertEqual((response.status_code, response.json()), (200, []), query)

@@ -10,11 +10,16 @@ export function mountChatRoom({ room, root }) {
   const input = root.querySelector("#chat-message-input");
   const errorBox = root.querySelector("#error");
 
-  // The messages in the room's order (created_at, then id), one per line.
+  // The messages in the room's order (created_at, then id), one per line. Times are
+  // compared as instants: DRF writes "…:05Z" and "…:05.250000Z", which sort wrongly as text.
+  const instant = (text) => {
+    const micros = /\.(\d+)/.exec(text)?.[1] ?? "0";
+    return Date.parse(text) * 1000 + (Number(micros.padEnd(6, "0").slice(0, 6)) % 1000);
+  };
   const lines = computed(() =>
     [...messages.items.get().values()]
       .map((item) => item.get())
-      .sort((a, b) => (a.created_at < b.created_at ? -1 : a.created_at > b.created_at ? 1 : a.id - b.id))
+      .sort((a, b) => instant(a.created_at) - instant(b.created_at) || a.id - b.id)
       .map((message) => message.text),
   );
   effect(() => {

@@ -3,26 +3,40 @@ import assert from "node:assert/strict";
 
 import { effect } from "../../paintbrush/static/paintbrush/signals.js";
 import { liveResource } from "../../paintbrush/static/paintbrush/live.js";
+import { ApiError, configure } from "../../paintbrush/static/paintbrush/rest.js";
+import { canonicalWhere } from "../../paintbrush/static/paintbrush/socket.js";
 
-/** The part of a LiveSocket that liveResource uses, driven by the test. */
+/**
+ * The part of a LiveSocket that liveResource uses, driven by the test: one handler per
+ * resource and where, as LiveSocket routes them.
+ */
 class FakeSocket {
   constructor() {
     this.handlers = new Map();
+    this.options = new Map();
     this.subscribeCalls = 0;
     this.unsubscribeCalls = 0;
   }
 
-  subscribe(resource, handler) {
+  static key(resource, where) {
+    const scope = canonicalWhere(where);
+    return scope ? `${resource}?${scope}` : resource;
+  }
+
+  subscribe(resource, handler, options = {}) {
+    const key = FakeSocket.key(resource, options.where);
     this.subscribeCalls++;
-    this.handlers.set(resource, handler);
+    this.handlers.set(key, handler);
+    this.options.set(key, options);
     return () => {
       this.unsubscribeCalls++;
-      this.handlers.delete(resource);
+      this.handlers.delete(key);
     };
   }
 
   emit(message) {
-    this.handlers.get(message.resource ?? message.request?.resource)?.(message);
+    const about = message.type === "error" ? message.request : message;
+    this.handlers.get(FakeSocket.key(about?.resource, about?.where))?.(message);
   }
 }
 
@@ -38,19 +52,40 @@ const opened = { type: "opened", resource: R };
 /** The rows as plain objects by id. */
 const rowsOf = (store) => Object.fromEntries([...store.items.peek()].map(([id, s]) => [id, s.peek()]));
 
+// A scope of messages, and its frames.
+const M = "messages";
+const W = { room: 3 };
+/** Message `n`, written at second `n` of a minute. */
+const msg = (n) => ({ id: n, room: 3, text: `m${n}`, created_at: `2024-01-01T10:00:${String(n).padStart(2, "0")}Z`, version: 1 });
+/** A windowed snapshot of the scope (not complete). */
+const lastRows = (...items) => ({ resource: M, where: W, action: "snapshot", items, last: 2 });
+
 let socket;
 let store;
+let fetchSpy;
+let responses;
 
 function emit(...messages) {
   for (const message of messages) socket.emit(message);
 }
 
+/** Queue the JSON bodies the fake fetch answers, in order. */
+function respond(...bodies) {
+  responses.push(...bodies.map((body) => new Response(JSON.stringify(body), { status: 200 })));
+}
+
 beforeEach(() => {
   socket = new FakeSocket();
   store = liveResource(socket, R);
+  responses = [];
+  fetchSpy = mock.fn(async () => responses.shift() ?? new Response("[]", { status: 200 }));
+  configure({ fetch: fetchSpy, base: "/api/" });
 });
 
-afterEach(() => store.dispose());
+afterEach(() => {
+  store.dispose();
+  configure({ fetch: null });
+});
 
 describe("liveResource", () => {
   describe("subscribing", () => {
@@ -355,6 +390,333 @@ describe("liveResource", () => {
     });
   });
 
+  describe("scopes", () => {
+    it("should subscribe to its scope and window, sharing one store per where in any key order", () => {
+      const first = liveResource(socket, "cards", { where: { lane: "b", board: 1 }, last: 20 });
+      const second = liveResource(socket, "cards", { where: { board: 1, lane: "b" }, last: 99 });
+      const other = liveResource(socket, "cards", { where: { board: 2, lane: "b" } });
+      assert.equal(second.items, first.items);
+      assert.notEqual(other.items, first.items);
+      assert.deepEqual(socket.options.get('cards?{"board":1,"lane":"b"}'), { where: { board: 1, lane: "b" }, last: 20 });
+      assert.equal(socket.subscribeCalls, 3); // todos, and the two scopes
+      first.dispose();
+      second.dispose();
+      other.dispose();
+    });
+
+    it("should keep the rows of two scopes and of the whole resource apart", () => {
+      const open = liveResource(socket, R, { where: { done: false } });
+      const closed = liveResource(socket, R, { where: { done: true } });
+      emit(
+        { ...snapshot({ id: "a", done: false, version: 1 }), where: { done: false } },
+        { ...snapshot({ id: "b", done: true, version: 1 }), where: { done: true } },
+        snapshot({ id: "a", done: false, version: 1 }, { id: "b", done: true, version: 1 }),
+        { ...remove("a", 2), where: { done: false } },
+      );
+      assert.deepEqual(Object.keys(rowsOf(open)), []);
+      assert.deepEqual(Object.keys(rowsOf(closed)), ["b"]);
+      assert.deepEqual(Object.keys(rowsOf(store)), ["a", "b"]);
+      open.dispose();
+      closed.dispose();
+    });
+
+    it("should refuse a where that is not an object, or a window that is not a count", () => {
+      assert.throws(() => liveResource(socket, M, { where: 3 }), /where is an object .* not 3/);
+      assert.throws(() => liveResource(socket, M, { where: W, last: 0 }), /last is a count .* not 0/);
+      assert.throws(() => liveResource(socket, M, { where: W, last: 2.5 }), TypeError);
+      assert.throws(() => liveResource(socket, M, { where: W, order: "created_at" }), TypeError);
+    });
+  });
+
+  describe("windowed snapshot", () => {
+    it("should keep the rows it does not list that sort before its first row, and drop those after", () => {
+      const room = liveResource(socket, M, { where: W, last: 3 });
+      emit(lastRows(msg(3), msg(4), msg(5), msg(6)));
+      emit(lastRows(msg(5), msg(7), msg(8)));
+      // 3 and 4 sort before 5, the window's first row; 6 sorts after it and is not
+      // listed: it was deleted while the socket was away.
+      assert.deepEqual(Object.keys(rowsOf(room)).map(Number).sort((a, b) => a - b), [3, 4, 5, 7, 8]);
+      room.dispose();
+    });
+
+    it("should drop every row it does not list when it says it is complete", () => {
+      const room = liveResource(socket, M, { where: W, last: 3 });
+      emit(lastRows(msg(3), msg(4), msg(5)));
+      emit({ ...lastRows(msg(5)), complete: true });
+      assert.deepEqual(Object.keys(rowsOf(room)), ["5"]);
+      room.dispose();
+    });
+
+    it("should keep every row when it lists none", () => {
+      const room = liveResource(socket, M, { where: W, last: 3 });
+      emit(lastRows(msg(3), msg(4)));
+      emit(lastRows());
+      assert.deepEqual(Object.keys(rowsOf(room)), ["3", "4"]);
+      room.dispose();
+    });
+
+    it("should be applied whole when split, its first row the first frame's", () => {
+      const room = liveResource(socket, M, { where: W, last: 3 });
+      emit(lastRows(msg(2), msg(3), msg(4)));
+      emit({ type: "opened", resource: M, where: W }, { ...lastRows(msg(3)), more: true }, lastRows(msg(5), msg(6)));
+      assert.deepEqual(Object.keys(rowsOf(room)), ["2", "3", "5", "6"]);
+      room.dispose();
+    });
+
+    it("should compare times as instants to the microsecond, then ids", () => {
+      const room = liveResource(socket, M, { where: W, last: 3 });
+      const t = (time, id) => ({ ...msg(id), created_at: `2024-01-01T10:00:${time}` });
+      emit(lastRows(
+        t("05.000100Z", 7), // before the first row by a tenth of a millisecond, larger id: kept
+        t("05Z", 2), // same instant, same microsecond, smaller id: kept
+        t("05.000200Z", 3), // first row
+        t("05.25Z", 4), // after, though "05.25Z" < "05.000200Z" as text: dropped
+        t("04.999999+00:00", 5), // before, in another notation: kept
+        t("05.000200Z", 6), // same time, larger id: dropped
+      ));
+      emit(lastRows({ ...t("05.000200Z", 3) }));
+      assert.deepEqual(Object.keys(rowsOf(room)).sort(), ["2", "3", "5", "7"]);
+      room.dispose();
+    });
+
+    it("should compare numeric ids as numbers", () => {
+      const room = liveResource(socket, M, { where: W, last: 3 });
+      const same = (id) => ({ ...msg(id), created_at: "2024-01-01T10:00:00Z" });
+      emit(lastRows(same(9), same(10), same(100)));
+      emit(lastRows(same(10)));
+      assert.deepEqual(Object.keys(rowsOf(room)).sort(), ["10", "9"]);
+      room.dispose();
+    });
+
+    it("should sort by the order option when given one", () => {
+      const board = liveResource(socket, "cards", { where: { board: 1 }, last: 2, order: (a, b) => a.position - b.position });
+      const card = (id, position) => ({ id, position, version: 1 });
+      const frame = (...items) => ({ resource: "cards", where: { board: 1 }, action: "snapshot", items, last: 2 });
+      socket.emit(frame(card("x", 1), card("y", 2), card("z", 3)));
+      socket.emit(frame(card("y", 2), card("w", 4)));
+      assert.deepEqual(Object.keys(rowsOf(board)), ["x", "y", "w"]);
+      board.dispose();
+    });
+  });
+
+  describe("loadEarlier", () => {
+    it("should GET the scope's window before the oldest row held, and add its rows", async () => {
+      const room = liveResource(socket, M, { where: { room: 3 }, last: 2 });
+      emit(lastRows(msg(5), msg(6)));
+      respond([msg(3), msg(4)]);
+      assert.equal(await room.loadEarlier(), 2);
+      assert.equal(fetchSpy.mock.calls[0].arguments[0], "/api/messages?room=3&last=2&before=5");
+      assert.equal(fetchSpy.mock.calls[0].arguments[1].method, "GET");
+      assert.deepEqual(Object.keys(rowsOf(room)), ["3", "4", "5", "6"]);
+      respond([msg(1), msg(2)]);
+      assert.equal(await room.loadEarlier(), 2);
+      assert.equal(fetchSpy.mock.calls[1].arguments[0], "/api/messages?room=3&last=2&before=3");
+      room.dispose();
+    });
+
+    it("should put the where's fields in the query sorted, before the window", async () => {
+      const board = liveResource(socket, "cards", { where: { lane: "b c", board: 1 }, last: 5 });
+      await board.loadEarlier();
+      assert.equal(fetchSpy.mock.calls[0].arguments[0], "/api/cards?board=1&lane=b+c&last=5");
+      board.dispose();
+    });
+
+    it("should merge by version: an older page row changes nothing, a deleted row stays deleted", async () => {
+      const room = liveResource(socket, M, { where: W, last: 3 });
+      emit(lastRows({ ...msg(5), text: "edited", version: 2 }, msg(6), msg(7)));
+      emit({ resource: M, where: W, action: "delete", id: 4, version: 2 });
+      const row5 = room.items.peek().get(5);
+      respond([msg(3), msg(4), msg(5)]);
+      assert.equal(await room.loadEarlier(), 1);
+      assert.equal(room.items.peek().get(5), row5);
+      assert.equal(row5.peek().text, "edited");
+      assert.deepEqual(Object.keys(rowsOf(room)), ["3", "5", "6", "7"]);
+      room.dispose();
+    });
+
+    it("should change the outer signal once per page", async () => {
+      const room = liveResource(socket, M, { where: W, last: 3 });
+      emit(lastRows(msg(5), msg(6), msg(7)));
+      const outer = mock.fn(() => room.items.get());
+      effect(outer);
+      respond([msg(2), msg(3), msg(4)]);
+      await room.loadEarlier();
+      assert.equal(outer.mock.callCount(), 2);
+      room.dispose();
+    });
+
+    it("should ask without before when no row is held", async () => {
+      const room = liveResource(socket, M, { where: W, last: 50 });
+      respond([msg(1)]);
+      assert.equal(await room.loadEarlier(), 1);
+      assert.equal(fetchSpy.mock.calls[0].arguments[0], "/api/messages?room=3&last=50");
+      room.dispose();
+    });
+
+    it("should return the request in flight to a second call", async () => {
+      const room = liveResource(socket, M, { where: W, last: 2 });
+      emit(lastRows(msg(5), msg(6)));
+      respond([msg(3), msg(4)]);
+      const first = room.loadEarlier();
+      assert.equal(room.loadEarlier(), first);
+      await first;
+      assert.equal(fetchSpy.mock.callCount(), 1);
+      room.dispose();
+    });
+
+    it("should reject with the ApiError of a failed request, and let a later call try again", async () => {
+      const room = liveResource(socket, M, { where: W, last: 2 });
+      emit(lastRows(msg(5), msg(6)));
+      responses.push(new Response(JSON.stringify({ before: ["No row 5 to read before."] }), { status: 400 }));
+      await assert.rejects(room.loadEarlier(), (err) => err instanceof ApiError && err.status === 400);
+      respond([msg(3), msg(4)]);
+      assert.equal(await room.loadEarlier(), 2);
+      room.dispose();
+    });
+
+    it("should resolve to 0 without a request for a store without a window", async () => {
+      assert.equal(await store.loadEarlier(), 0);
+      emit(snapshot({ id: "a", version: 1 }));
+      assert.equal(await store.loadEarlier(), 0);
+      assert.equal(fetchSpy.mock.callCount(), 0);
+    });
+
+    it("should keep the rows it loaded through a later windowed snapshot", async () => {
+      const room = liveResource(socket, M, { where: W, last: 2 });
+      emit(lastRows(msg(5), msg(6)));
+      respond([msg(3), msg(4)]);
+      await room.loadEarlier();
+      // Reconnected: the window moved on by one message, and 6 was deleted meanwhile.
+      emit({ type: "opened", resource: M, where: W }, lastRows(msg(5), msg(7)));
+      assert.deepEqual(Object.keys(rowsOf(room)), ["3", "4", "5", "7"]);
+      room.dispose();
+    });
+
+    it("should fill a gap a windowed snapshot left before going on from the oldest row", async () => {
+      const room = liveResource(socket, M, { where: W, last: 2 });
+      emit(lastRows(msg(5), msg(6)));
+      // Back after 10..13 were written: the window does not reach the rows held.
+      emit(lastRows(msg(12), msg(13)));
+      assert.deepEqual(Object.keys(rowsOf(room)), ["5", "6", "12", "13"]);
+      assert.equal(room.complete.peek(), false);
+      // 8 was deleted meanwhile; the third page reaches the rows held below the gap.
+      respond([msg(10), msg(11)], [msg(7), msg(9)], [msg(5), msg(6)], [msg(3), msg(4)]);
+      assert.equal(await room.loadEarlier(), 2);
+      assert.equal(await room.loadEarlier(), 2);
+      assert.equal(await room.loadEarlier(), 0);
+      assert.equal(await room.loadEarlier(), 2);
+      assert.deepEqual(fetchSpy.mock.calls.map((c) => c.arguments[0]), [
+        "/api/messages?room=3&last=2&before=12",
+        "/api/messages?room=3&last=2&before=10",
+        "/api/messages?room=3&last=2&before=7",
+        "/api/messages?room=3&last=2&before=5",
+      ]);
+      assert.deepEqual(Object.keys(rowsOf(room)).map(Number).sort((a, b) => a - b), [3, 4, 5, 6, 7, 9, 10, 11, 12, 13]);
+      room.dispose();
+    });
+
+    it("should note no gap when the window's first row was held already", async () => {
+      const room = liveResource(socket, M, { where: W, last: 2 });
+      emit(lastRows(msg(5), msg(6)), { resource: M, where: W, action: "create", item: msg(7) });
+      emit(lastRows(msg(6), msg(7)));
+      respond([msg(3), msg(4)]);
+      await room.loadEarlier();
+      assert.equal(fetchSpy.mock.calls[0].arguments[0], "/api/messages?room=3&last=2&before=5");
+      room.dispose();
+    });
+  });
+
+  describe("complete", () => {
+    it("should be true once a snapshot without a window was applied", () => {
+      assert.equal(store.complete.peek(), false);
+      emit(snapshot({ id: "a", version: 1 }));
+      assert.equal(store.complete.peek(), true);
+    });
+
+    it("should follow a windowed snapshot's complete", () => {
+      const small = liveResource(socket, M, { where: W, last: 50 });
+      const large = liveResource(socket, M, { where: { room: 4 }, last: 2 });
+      emit({ ...lastRows(msg(1)), last: 50, complete: true });
+      socket.emit({ ...lastRows(msg(8), msg(9)), where: { room: 4 } });
+      assert.equal(small.complete.peek(), true);
+      assert.equal(large.complete.peek(), false);
+      small.dispose();
+      large.dispose();
+    });
+
+    it("should become true when loadEarlier gets fewer rows than the window, and then read no more", async () => {
+      const room = liveResource(socket, M, { where: W, last: 2 });
+      emit(lastRows(msg(5), msg(6)));
+      const seen = [];
+      effect(() => seen.push(room.complete.get()));
+      respond([msg(3), msg(4)], [msg(2)]);
+      await room.loadEarlier();
+      assert.deepEqual(seen, [false]);
+      assert.equal(await room.loadEarlier(), 1);
+      assert.deepEqual(seen, [false, true]);
+      assert.equal(await room.loadEarlier(), 0);
+      assert.equal(fetchSpy.mock.callCount(), 2);
+      room.dispose();
+    });
+
+    it("should stay true through a later windowed snapshot that keeps the rows below it", async () => {
+      const room = liveResource(socket, M, { where: W, last: 2 });
+      emit(lastRows(msg(5), msg(6)));
+      respond([msg(4)]);
+      await room.loadEarlier();
+      emit(lastRows(msg(6), msg(7)));
+      assert.equal(room.complete.peek(), true);
+      room.dispose();
+    });
+
+    it("should turn false when a windowed snapshot leaves a gap, and true again once it is filled", async () => {
+      const room = liveResource(socket, M, { where: W, last: 2 });
+      emit({ ...lastRows(msg(5), msg(6)), complete: true });
+      assert.equal(room.complete.peek(), true);
+      emit(lastRows(msg(9), msg(10)));
+      assert.equal(room.complete.peek(), false);
+      respond([msg(7), msg(8)], [msg(5), msg(6)]);
+      await room.loadEarlier();
+      assert.equal(room.complete.peek(), false);
+      await room.loadEarlier();
+      assert.equal(room.complete.peek(), true);
+      room.dispose();
+    });
+  });
+
+  describe("closed by the server", () => {
+    const forbidden = { type: "closed", resource: M, where: W, reason: "forbidden" };
+
+    it("should hold the frame as its error, keep ready, clear its rows and take nothing more", async () => {
+      const warn = mock.method(console, "warn", () => {});
+      try {
+        const room = liveResource(socket, M, { where: W, last: 2 });
+        emit(lastRows(msg(5), msg(6)));
+        const outer = mock.fn(() => room.items.get());
+        effect(outer);
+        emit(forbidden);
+        assert.deepEqual(room.error.peek(), forbidden);
+        assert.equal(room.ready.peek(), true);
+        assert.equal(room.items.peek().size, 0);
+        assert.equal(outer.mock.callCount(), 2);
+        assert.equal(warn.mock.callCount(), 1);
+        emit({ resource: M, where: W, action: "create", item: msg(7) }, lastRows(msg(7)));
+        assert.equal(room.items.peek().size, 0);
+        assert.equal(await room.loadEarlier(), 0);
+        assert.equal(fetchSpy.mock.callCount(), 0);
+        room.dispose();
+      } finally {
+        warn.mock.restore();
+      }
+    });
+
+    it("should take a closed without a reason (a closedoc's answer) as nothing", () => {
+      emit(snapshot({ id: "a", version: 1 }), { type: "closed", resource: R });
+      assert.equal(store.error.peek(), null);
+      assert.deepEqual(Object.keys(rowsOf(store)), ["a"]);
+    });
+  });
+
   describe("convergence", () => {
     it("should end in the database's state whatever the order of the events", () => {
       for (let seed = 1; seed <= 300; seed++) {
@@ -383,6 +745,30 @@ describe("liveResource", () => {
         const live = liveResource(s, R);
         for (const event of [...before, snapshot(...Object.values(states[cut])), ...after]) s.emit(event);
         assert.deepEqual(rowsOf(live), final, `seed ${seed}`);
+        live.dispose();
+      }
+    });
+
+    it("should end in the database's state from a windowed snapshot's first row on, across a reconnect", () => {
+      // Rows sort in the order they were created (r0, r1, ...), as messages do.
+      const order = (a, b) => Number(a.id.slice(1)) - Number(b.id.slice(1));
+      for (let seed = 1; seed <= 300; seed++) {
+        const random = _prng(seed);
+        const { events, final, states } = _history(random);
+        const cut = Math.floor(random() * (events.length + 1));
+        const before = _shuffle(events.slice(0, cut).filter(() => random() < 0.6), random);
+        const after = _shuffle(events.slice(cut), random);
+        const size = 1 + Math.floor(random() * 4);
+        const all = Object.values(states[cut]).sort(order);
+        const latest = all.slice(-size);
+        const frame = { ...snapshot(...latest), last: size, ...(all.length <= size ? { complete: true } : {}) };
+        const s = new FakeSocket();
+        const live = liveResource(s, R, { last: size, order });
+        for (const event of [...before, frame, ...after]) s.emit(event);
+        // Older rows the client held stay (their deletes while away are not known); from
+        // the window's first row on, and for a complete window everywhere, it is exact.
+        const from = (rows) => Object.fromEntries(Object.entries(rows).filter(([, row]) => !latest.length || frame.complete || order(row, latest[0]) >= 0));
+        assert.deepEqual(from(rowsOf(live)), from(final), `seed ${seed}`);
         live.dispose();
       }
     });
@@ -550,5 +936,116 @@ describe("liveResource over a LiveSocket", () => {
     assert.equal(ws.sent.length, 2);
     todos.dispose();
     live.close();
+  });
+
+  describe("with scopes", () => {
+    /** A LiveSocket on a fake WebSocket the test drives: its instances, and receive(). */
+    async function liveSocket() {
+      const { connect } = await import("../../paintbrush/static/paintbrush/socket.js");
+      const instances = [];
+      class WS {
+        constructor() {
+          this.sent = [];
+          instances.push(this);
+        }
+
+        send(data) {
+          this.sent.push(JSON.parse(data));
+        }
+
+        close() {}
+      }
+      const live = connect("ws://test/ws", { WebSocket: WS, random: () => 0.5 });
+      const receive = (...messages) => {
+        for (const message of messages) instances.at(-1).onmessage({ data: JSON.stringify(message) });
+      };
+      return { live, instances, receive };
+    }
+
+    const opendoc = (room, last) => ({ action: "opendoc", resource: M, where: { room }, snapshot: true, last });
+
+    it("should keep two scopes of a resource apart on one socket, and close one with its where", async () => {
+      const { live, instances, receive } = await liveSocket();
+      const three = liveResource(live, M, { where: { room: 3 }, last: 50 });
+      const four = liveResource(live, M, { where: { room: 4 }, last: 50 });
+      instances[0].onopen();
+      assert.deepEqual(instances[0].sent, [opendoc(3, 50), opendoc(4, 50)]);
+      receive(
+        { type: "opened", resource: M, where: { room: 3 } },
+        { resource: M, where: { room: 3 }, action: "snapshot", items: [msg(1)], last: 50, complete: true },
+        { type: "opened", resource: M, where: { room: 4 } },
+        { resource: M, where: { room: 4 }, action: "snapshot", items: [{ ...msg(2), room: 4 }], last: 50, complete: true },
+        { resource: M, where: { room: 4 }, action: "create", item: { ...msg(3), room: 4 } },
+      );
+      assert.deepEqual(Object.keys(rowsOf(three)), ["1"]);
+      assert.deepEqual(Object.keys(rowsOf(four)), ["2", "3"]);
+      three.dispose();
+      assert.deepEqual(instances[0].sent.at(-1), { action: "closedoc", resource: M, where: { room: 3 } });
+      receive({ resource: M, where: { room: 4 }, action: "delete", id: 3, version: 2 });
+      assert.deepEqual(Object.keys(rowsOf(four)), ["2"]);
+      four.dispose();
+      live.close();
+    });
+
+    it("should re-open each scope with its window after a reconnect, keeping the rows loaded earlier", async (t) => {
+      t.mock.timers.enable({ apis: ["setTimeout"] });
+      const { live, instances, receive } = await liveSocket();
+      const three = liveResource(live, M, { where: { room: 3 }, last: 2 });
+      const four = liveResource(live, M, { where: { room: 4 }, last: 10 });
+      instances[0].onopen();
+      receive({ resource: M, where: { room: 3 }, action: "snapshot", items: [msg(5), msg(6)], last: 2 });
+      respond([msg(3), msg(4)]);
+      await three.loadEarlier();
+      instances[0].onclose();
+      t.mock.timers.tick(5000);
+      instances[1].onopen();
+      assert.deepEqual(instances[1].sent, [opendoc(3, 2), opendoc(4, 10)]);
+      receive(
+        { type: "opened", resource: M, where: { room: 3 } },
+        { resource: M, where: { room: 3 }, action: "snapshot", items: [msg(6), msg(7)], last: 2 },
+      );
+      assert.deepEqual(Object.keys(rowsOf(three)), ["3", "4", "5", "6", "7"]);
+      three.dispose();
+      four.dispose();
+      live.close();
+    });
+
+    it("should re-open a scope with its window on the server's resync", async () => {
+      const { live, instances, receive } = await liveSocket();
+      const three = liveResource(live, M, { where: { room: 3 }, last: 2 });
+      instances[0].onopen();
+      receive({ type: "resync", resource: M, where: { room: 3 }, reason: "lost" });
+      assert.deepEqual(instances[0].sent, [opendoc(3, 2), opendoc(3, 2)]);
+      three.dispose();
+      live.close();
+    });
+
+    it("should end a scope the server closes: error, no rows, not re-opened, no closedoc", async (t) => {
+      t.mock.timers.enable({ apis: ["setTimeout"] });
+      const warn = mock.method(console, "warn", () => {});
+      try {
+        const { live, instances, receive } = await liveSocket();
+        const three = liveResource(live, M, { where: { room: 3 }, last: 2 });
+        const four = liveResource(live, M, { where: { room: 4 }, last: 2 });
+        instances[0].onopen();
+        receive({ resource: M, where: { room: 3 }, action: "snapshot", items: [msg(5)], last: 2, complete: true });
+        const closed = { type: "closed", resource: M, where: { room: 3 }, reason: "forbidden" };
+        receive(closed);
+        assert.deepEqual(three.error.peek(), closed);
+        assert.equal(three.ready.peek(), true);
+        assert.equal(three.items.peek().size, 0);
+        assert.equal(four.error.peek(), null);
+        instances[0].onclose();
+        t.mock.timers.tick(5000);
+        instances[1].onopen();
+        assert.deepEqual(instances[1].sent, [opendoc(4, 2)]);
+        three.dispose();
+        assert.deepEqual(instances[1].sent, [opendoc(4, 2)]);
+        four.dispose();
+        live.close();
+      } finally {
+        warn.mock.restore();
+      }
+    });
   });
 });

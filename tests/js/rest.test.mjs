@@ -54,6 +54,15 @@ describe("listItems", () => {
     assert.equal(request.body, undefined);
     assert.equal(request.headers["X-CSRFToken"], undefined);
   });
+
+  it("should put a scope and a window in the query, in the order given, values as REST renders them", async () => {
+    await listItems("messages", { room: 3, last: 50, before: "a b" });
+    await listItems("todos", { done: false, before: undefined });
+    await listItems("todos", {});
+    assert.equal(call(0).url, "/api/messages?room=3&last=50&before=a+b");
+    assert.equal(call(1).url, "/api/todos?done=false");
+    assert.equal(call(2).url, "/api/todos");
+  });
 });
 
 describe("createItem", () => {

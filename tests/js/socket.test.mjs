@@ -2,7 +2,7 @@ import { afterEach, beforeEach, describe, it, mock } from "node:test";
 import assert from "node:assert/strict";
 
 import { effect } from "../../paintbrush/static/paintbrush/signals.js";
-import { LiveSocket, connect, getSocket } from "../../paintbrush/static/paintbrush/socket.js";
+import { LiveSocket, canonicalWhere, connect, getSocket } from "../../paintbrush/static/paintbrush/socket.js";
 
 /** A WebSocket class whose instances the test drives by hand. */
 function fakeWebSocketClass() {
@@ -449,6 +449,49 @@ describe("LiveSocket", () => {
       assert.equal(WS.instances.length, 6);
     });
 
+    it("should wait at most 5 s by default, however many attempts failed, jittered over the upper half", (t) => {
+      const delays = [];
+      const pending = [];
+      t.mock.method(globalThis, "setTimeout", (fn, delay) => {
+        delays.push(delay);
+        pending.push(fn);
+        return delays.length;
+      });
+      let x = 7;
+      const random = () => ((x = (x * 48271) % 2147483647) / 2147483647);
+      open({ random });
+      for (let attempt = 0; attempt < 40; attempt++) {
+        WS.last.drop();
+        pending.shift()();
+      }
+      assert.equal(WS.instances.length, 41);
+      const ceilings = delays.map((_, i) => Math.min(5000, 500 * 2 ** i));
+      delays.forEach((delay, i) => {
+        assert.ok(delay <= ceilings[i], `attempt ${i}: ${delay} ms`);
+        assert.ok(delay >= ceilings[i] / 2, `attempt ${i}: ${delay} ms`);
+      });
+      // At the cap, each page waits its own time: a restarted server's pages come back spread out.
+      const capped = delays.slice(4);
+      assert.ok(Math.max(...capped) - Math.min(...capped) > 1000, String(capped));
+      assert.equal(new Set(capped).size, capped.length);
+    });
+
+    it("should try again within 5 s of a failure even after a long outage", (t) => {
+      t.mock.timers.enable({ apis: ["setTimeout"] });
+      const socket = open({ random: () => 0.999999 });
+      WS.last.open();
+      // Ten minutes down: every attempt fails, each at most 5 s after the last.
+      for (let elapsed = 0; elapsed < 600000; elapsed += 5000) {
+        const attempts = WS.instances.length;
+        WS.last.drop();
+        t.mock.timers.tick(5000);
+        assert.equal(WS.instances.length, attempts + 1);
+      }
+      // The server is back: the attempt under way gets through.
+      WS.last.open();
+      assert.equal(socket.connected.peek(), true);
+    });
+
     it("should start the backoff over after a successful open", (t) => {
       t.mock.timers.enable({ apis: ["setTimeout"] });
       open({ random: () => 0, backoff: { initial: 100, max: 10000, factor: 2 } });
@@ -504,6 +547,189 @@ describe("LiveSocket", () => {
     });
   });
 
+  describe("scopes", () => {
+    const M = "messages";
+    const room = (id, extra = {}) => ({ action: "opendoc", resource: M, where: { room: id }, snapshot: true, ...extra });
+
+    it("should open a scope with its where, a snapshot and its window", () => {
+      const socket = open();
+      WS.last.open();
+      socket.subscribe(M, () => {}, { where: { room: 3 }, last: 50 });
+      socket.subscribe(M, () => {}, { where: { room: 4 } });
+      assert.deepEqual(WS.last.sent, [room(3, { last: 50 }), room(4)]);
+    });
+
+    it("should keep the scopes of one resource apart, and apart from the unscoped subscription", () => {
+      const socket = open();
+      WS.last.open();
+      const three = mock.fn();
+      const four = mock.fn();
+      const all = mock.fn();
+      socket.subscribe("todos", three, { where: { done: false } });
+      socket.subscribe("todos", four, { where: { done: true } });
+      socket.subscribe("todos", all);
+      const open3 = { type: "opened", resource: "todos", where: { done: false } };
+      const event4 = { resource: "todos", where: { done: true }, action: "delete", id: "a", version: 2 };
+      const event = { resource: "todos", action: "delete", id: "a", version: 2 };
+      WS.last.receive(open3);
+      WS.last.receive(event4);
+      WS.last.receive(event);
+      WS.last.receive({ resource: "todos", where: { done: null }, action: "delete", id: "b", version: 2 });
+      assert.deepEqual(three.mock.calls.map((c) => c.arguments[0]), [open3]);
+      assert.deepEqual(four.mock.calls.map((c) => c.arguments[0]), [event4]);
+      assert.deepEqual(all.mock.calls.map((c) => c.arguments[0]), [event]);
+    });
+
+    it("should route a frame to its scope whatever the order of the where's keys", () => {
+      const socket = open();
+      WS.last.open();
+      const handler = mock.fn();
+      socket.subscribe("cards", handler, { where: { lane: "b", board: 1 } });
+      assert.deepEqual(WS.last.sent[0].where, { board: 1, lane: "b" });
+      WS.last.receive({ type: "opened", resource: "cards", where: { board: 1, lane: "b" } });
+      WS.last.receive({ type: "opened", resource: "cards", where: { lane: "b", board: 1 } });
+      assert.equal(handler.mock.callCount(), 2);
+    });
+
+    it("should share one subscription between subscribers of a scope, the first setting the window", () => {
+      const socket = open();
+      WS.last.open();
+      const stopFirst = socket.subscribe("cards", () => {}, { where: { board: 1, lane: "b" }, last: 10 });
+      const stopSecond = socket.subscribe("cards", () => {}, { where: { lane: "b", board: 1 }, last: 99 });
+      assert.equal(WS.last.sent.length, 1);
+      assert.equal(WS.last.sent[0].last, 10);
+      stopFirst();
+      stopSecond();
+      assert.deepEqual(WS.last.sent[1], { action: "closedoc", resource: "cards", where: { board: 1, lane: "b" } });
+    });
+
+    it("should close only the scope unsubscribed, with its where", () => {
+      const socket = open();
+      WS.last.open();
+      const stop3 = socket.subscribe(M, () => {}, { where: { room: 3 } });
+      const four = mock.fn();
+      socket.subscribe(M, four, { where: { room: 4 } });
+      stop3();
+      assert.deepEqual(WS.last.sent.at(-1), { action: "closedoc", resource: M, where: { room: 3 } });
+      WS.last.receive({ resource: M, where: { room: 4 }, action: "delete", id: 1, version: 2 });
+      assert.equal(four.mock.callCount(), 1);
+      assert.equal(WS.last.sent.length, 3);
+    });
+
+    it("should take an empty where as none: the whole resource", () => {
+      const socket = open();
+      WS.last.open();
+      const handler = mock.fn();
+      socket.subscribe("todos", handler, { where: {} });
+      socket.subscribe("todos", () => {}, { where: null });
+      WS.last.receive({ resource: "todos", action: "delete", id: "a", version: 2 });
+      assert.deepEqual(WS.last.sent, [{ action: "opendoc", resource: "todos", snapshot: true }]);
+      assert.equal(handler.mock.callCount(), 1);
+    });
+
+    it("should refuse a where that is not an object, naming it", () => {
+      const socket = open();
+      assert.throws(() => socket.subscribe(M, () => {}, { where: "room=3" }), /where is an object .*"room=3"/);
+      assert.throws(() => socket.subscribe(M, () => {}, { where: [3] }), TypeError);
+    });
+
+    it("should deliver the errors about a scope to it, and those about no open scope to errors", () => {
+      const socket = open();
+      WS.last.open();
+      const handler = mock.fn();
+      socket.subscribe(M, handler, { where: { room: 9 } });
+      const forbidden = { type: "error", error: "forbidden", message: "no", request: room(9) };
+      const badWhere = { type: "error", error: "bad_where", message: "no", request: { action: "opendoc", resource: M, where: { nope: 1 } } };
+      WS.last.receive(forbidden);
+      WS.last.receive(badWhere);
+      assert.deepEqual(handler.mock.calls.map((c) => c.arguments[0]), [forbidden]);
+      assert.deepEqual(socket.errors.peek(), badWhere);
+    });
+
+    it("should re-open each scope with its where and window after a reconnect", (t) => {
+      t.mock.timers.enable({ apis: ["setTimeout"] });
+      const socket = open();
+      WS.last.open();
+      socket.subscribe(M, () => {}, { where: { room: 3 }, last: 50 });
+      socket.subscribe(M, () => {}, { where: { room: 4 }, last: 20 });
+      socket.subscribe("todos", () => {});
+      WS.last.drop();
+      t.mock.timers.tick(5000);
+      WS.last.open();
+      assert.deepEqual(WS.last.sent, [
+        room(3, { last: 50 }),
+        room(4, { last: 20 }),
+        { action: "opendoc", resource: "todos", snapshot: true },
+      ]);
+    });
+
+    it("should re-open only the scope a resync names, with its window", () => {
+      const socket = open();
+      WS.last.open();
+      socket.subscribe(M, () => {}, { where: { room: 3 }, last: 50 });
+      socket.subscribe(M, () => {}, { where: { room: 4 }, last: 20 });
+      WS.last.sent.length = 0;
+      WS.last.receive({ type: "resync", resource: M, where: { room: 4 }, reason: "lost" });
+      WS.last.receive({ type: "resync", resource: M, where: { room: 4 }, reason: "again" });
+      assert.deepEqual(WS.last.sent, [room(4, { last: 20 })]);
+      WS.last.receive({ type: "opened", resource: M, where: { room: 4 } });
+      // The other scope's snapshot does not finish this scope's re-open.
+      WS.last.receive({ resource: M, where: { room: 3 }, action: "snapshot", items: [], last: 50 });
+      assert.equal(WS.last.sent.length, 1);
+      WS.last.receive({ resource: M, where: { room: 4 }, action: "snapshot", items: [], last: 20 });
+      assert.deepEqual(WS.last.sent, [room(4, { last: 20 }), room(4, { last: 20 })]);
+      assert.equal(socket.resyncs.peek(), 2);
+    });
+
+    describe("closed by the server", () => {
+      const forbidden = { type: "closed", resource: M, where: { room: 3 }, reason: "forbidden" };
+
+      it("should deliver it, then nothing more of the scope, and never re-open it", (t) => {
+        t.mock.timers.enable({ apis: ["setTimeout"] });
+        const socket = open();
+        WS.last.open();
+        const handler = mock.fn();
+        const stop = socket.subscribe(M, handler, { where: { room: 3 } });
+        socket.subscribe(M, () => {}, { where: { room: 4 } });
+        WS.last.receive(forbidden);
+        WS.last.receive({ resource: M, where: { room: 3 }, action: "delete", id: 1, version: 2 });
+        WS.last.receive({ type: "resync", resource: M, where: { room: 3 }, reason: "late" });
+        assert.deepEqual(handler.mock.calls.map((c) => c.arguments[0]), [forbidden]);
+        WS.last.drop();
+        t.mock.timers.tick(5000);
+        WS.last.open();
+        assert.deepEqual(WS.last.sent, [room(4)]);
+        stop();
+        assert.deepEqual(WS.last.sent, [room(4)]);
+      });
+
+      it("should open the scope afresh for a new subscriber, which an old unsubscribe does not close", () => {
+        const socket = open();
+        WS.last.open();
+        const stopOld = socket.subscribe(M, () => {}, { where: { room: 3 } });
+        WS.last.receive(forbidden);
+        const fresh = mock.fn();
+        socket.subscribe(M, fresh, { where: { room: 3 } });
+        stopOld();
+        WS.last.receive({ type: "opened", resource: M, where: { room: 3 } });
+        assert.deepEqual(WS.last.sent, [room(3), room(3)]);
+        assert.equal(fresh.mock.callCount(), 1);
+      });
+
+      it("should take a closed without a reason as the answer to a closedoc, ending nothing", (t) => {
+        t.mock.timers.enable({ apis: ["setTimeout"] });
+        const socket = open();
+        WS.last.open();
+        socket.subscribe(M, () => {}, { where: { room: 3 } });
+        WS.last.receive({ type: "closed", resource: M, where: { room: 3 } });
+        WS.last.drop();
+        t.mock.timers.tick(5000);
+        WS.last.open();
+        assert.deepEqual(WS.last.sent, [room(3)]);
+      });
+    });
+  });
+
   describe("close", () => {
     it("should close the connection and never reconnect", (t) => {
       t.mock.timers.enable({ apis: ["setTimeout"] });
@@ -526,5 +752,17 @@ describe("LiveSocket", () => {
       t.mock.timers.tick(60000);
       assert.equal(WS.instances.length, 1);
     });
+  });
+});
+
+describe("canonicalWhere", () => {
+  it("should name a where by its JSON with the keys sorted, at any depth", () => {
+    assert.equal(canonicalWhere({ room: 3 }), '{"room":3}');
+    assert.equal(canonicalWhere({ lane: "b", board: 1 }), canonicalWhere({ board: 1, lane: "b" }));
+    assert.equal(canonicalWhere({ b: { y: 1, x: [2, { q: 1, p: 0 }] }, a: null }), '{"a":null,"b":{"x":[2,{"p":0,"q":1}],"y":1}}');
+  });
+
+  it("should name no where by the empty string", () => {
+    for (const none of [undefined, null, {}]) assert.equal(canonicalWhere(none), "");
   });
 });

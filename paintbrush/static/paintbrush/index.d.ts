@@ -15,7 +15,7 @@
  */
 export { batch, computed, effect, root, signal, untracked } from "./signals.js";
 export type { ReadonlySignal, Signal } from "./signals.js";
-export { LiveSocket, connect, getSocket } from "./socket.js";
+export { LiveSocket, canonicalWhere, connect, getSocket } from "./socket.js";
 export type {
   ClientMessage,
   ClosedMessage,
@@ -34,11 +34,13 @@ export type {
   SnapshotMessage,
   SocketOptions,
   SubscribableSocket,
+  SubscribeOptions,
   UpdateMessage,
   WebSocketLike,
+  Where,
 } from "./socket.js";
 export { liveResource } from "./live.js";
-export type { Item, ItemSignal, LiveResource } from "./live.js";
+export type { Item, ItemSignal, LiveResource, LiveResourceOptions } from "./live.js";
 export { liveDoc } from "./doc.js";
 export type { LiveDoc } from "./doc.js";
 export { ApiError, configure, createItem, listItems, removeItem, updateItem } from "./rest.js";

@@ -12,7 +12,7 @@
  *     });
  */
 export { batch, computed, effect, root, signal, untracked } from "./signals.js";
-export { LiveSocket, connect, getSocket } from "./socket.js";
+export { LiveSocket, canonicalWhere, connect, getSocket } from "./socket.js";
 export { liveResource } from "./live.js";
 export { liveDoc } from "./doc.js";
 export { ApiError, configure, createItem, listItems, removeItem, updateItem } from "./rest.js";

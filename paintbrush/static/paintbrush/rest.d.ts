@@ -52,8 +52,14 @@ export interface WriteOptions {
   version?: number | null;
 }
 
-/** `GET <base><name>`: every item of the resource the caller may see. */
-export function listItems<T = Item>(name: string): Promise<T[]>;
+/**
+ * `GET <base><name>`: every item of the resource the caller may see. With `query`, the
+ * items it selects: a scope's fields, and a window (docs/protocol.md, section 2b), e.g.
+ * `listItems("messages", { room: 3, last: 50, before: 812 })`: the 50 messages of room 3
+ * before message 812, in the resource's order. A value goes as the REST API renders it
+ * (strings as they are, the rest as JSON); undefined values are left out.
+ */
+export function listItems<T = Item>(name: string, query?: Record<string, unknown>): Promise<T[]>;
 
 /** `POST <base><name>`: create an item; resolves to the created item. */
 export function createItem<T = Item>(name: string, data: object): Promise<T>;

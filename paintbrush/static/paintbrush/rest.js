@@ -72,6 +72,20 @@ function _url(name, id) {
   return id === undefined ? path : `${path}/${encodeURIComponent(id)}`;
 }
 
+/**
+ * `?field=value&...` in the order given, or "" when nothing is given. A value goes as
+ * the REST API renders it (`true`, `3`, `abc`): strings as they are, the rest as JSON.
+ * Undefined values are left out.
+ */
+function _query(params) {
+  const search = new URLSearchParams();
+  for (const [field, value] of Object.entries(params ?? {})) {
+    if (value !== undefined) search.append(field, typeof value === "string" ? value : JSON.stringify(value));
+  }
+  const text = search.toString();
+  return text ? `?${text}` : "";
+}
+
 /** The CSRF token: Django's cookie, else a `<meta name="csrf-token">` in the page. */
 function _csrfToken() {
   const doc = globalThis.document;
@@ -115,13 +129,18 @@ async function _request(method, url, { body, version } = {}) {
 // #region Public API
 
 /**
- * `GET <base><name>`: every item of the resource the caller may see.
+ * `GET <base><name>`: every item of the resource the caller may see. With `query`, the
+ * items it selects: a scope's fields, and a window (docs/protocol.md, section 2b):
+ *
+ *     await listItems("messages", { room: 3, last: 50 });              // the room's last 50
+ *     await listItems("messages", { room: 3, last: 50, before: 812 }); // the 50 before 812
  *
  * @param {string} name
- * @returns {Promise<object[]>}
+ * @param {Record<string, unknown>} [query]  query parameters, e.g. `{room: 3, last: 50}`
+ * @returns {Promise<object[]>}  in the resource's order
  */
-function listItems(name) {
-  return _request("GET", _url(name));
+function listItems(name, query) {
+  return _request("GET", _url(name) + _query(query));
 }
 
 /**

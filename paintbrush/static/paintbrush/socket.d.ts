@@ -5,6 +5,7 @@
  *
  *     const socket = getSocket();                      // ws(s)://<host>/ws, shared
  *     const stop = socket.subscribe("todos", (msg) => console.log(msg.action));
+ *     socket.subscribe("messages", (msg) => console.log(msg), { where: { room: 3 }, last: 50 });
  *     stop();                                          // closedoc when the last one goes
  */
 import type { Item } from "./live.js";
@@ -15,17 +16,29 @@ import type { Signal } from "./signals.js";
 /** A frame a client sends on `/ws`. */
 export type ClientMessage = OpendocRequest | ClosedocRequest;
 
+/**
+ * A scope (protocol v1.2, section 2b): equality conditions on a resource's declared
+ * fields, each value as the REST API renders that field, e.g. `{ room: 3 }`.
+ */
+export type Where = Record<string, unknown>;
+
 export interface OpendocRequest {
   action: "opendoc";
   /** A live resource, or "doc" for the role document. */
   resource: string;
+  /** Only the rows of this scope; a subscription is named by its resource and where. */
+  where?: Where;
   /** true: the current rows follow `opened`, before any event of the resource. */
   snapshot?: boolean;
+  /** With `snapshot`: only the scope's last N rows in the resource's order (a window). */
+  last?: number;
 }
 
 export interface ClosedocRequest {
   action: "closedoc";
   resource: string;
+  /** Close only the subscription of this scope. */
+  where?: Where;
 }
 
 /** A frame the server sends on `/ws`; `T` is the resource's item, `D` the role document. */
@@ -40,27 +53,43 @@ export type ServerMessage<T extends { id: string | number } = Item, D = RoleDocu
   | ErrorMessage
   | DocMessage<D>;
 
+/** Every frame of a scoped subscription carries its `where` (keys sorted). */
 export interface OpenedMessage {
   type: "opened";
   resource: string;
+  where?: Where;
 }
 
+/**
+ * The answer to a closedoc, or, with a `reason`, the server ending the subscription:
+ * `forbidden` when the user lost access to the scope. No frame of it follows.
+ */
 export interface ClosedMessage {
   type: "closed";
   resource: string;
+  where?: Where;
+  reason?: "forbidden" | (string & {});
 }
 
-/** The rows the socket's user may see; all frames but the last of a split one carry `more: true`. */
+/**
+ * The rows the socket's user may see; all frames but the last of a split one carry
+ * `more: true`. A windowed one (`last`) lists the scope's last rows only, and says
+ * `complete` when they are all of it.
+ */
 export interface SnapshotMessage<T = Item> {
   resource: string;
   action: "snapshot";
+  where?: Where;
   items: T[];
   more?: true;
+  last?: number;
+  complete?: true;
 }
 
 export interface CreateMessage<T = Item> {
   resource: string;
   action: "create";
+  where?: Where;
   item: T;
 }
 
@@ -68,6 +97,7 @@ export interface CreateMessage<T = Item> {
 export interface UpdateMessage<T extends { id: string | number } = Item> {
   resource: string;
   action: "update";
+  where?: Where;
   id: T["id"];
   fields: Partial<Omit<T, "id" | "version">>;
   version: number;
@@ -77,6 +107,7 @@ export interface UpdateMessage<T extends { id: string | number } = Item> {
 export interface DeleteMessage {
   resource: string;
   action: "delete";
+  where?: Where;
   id: string | number;
   version: number;
 }
@@ -85,6 +116,7 @@ export interface DeleteMessage {
 export interface ResyncMessage {
   type: "resync";
   resource: string;
+  where?: Where;
   reason?: string;
 }
 
@@ -140,7 +172,11 @@ export interface WebSocketLike {
 export interface SocketOptions {
   /** The class to open connections with (default: the global WebSocket). */
   WebSocket?: new (url: string) => WebSocketLike;
-  /** Reconnect delays, in ms (default: initial 500, max 30000, factor 2; with equal jitter). */
+  /**
+   * Reconnect delays, in ms (default: initial 500, max 5000, factor 2), each jittered
+   * over its upper half ("equal jitter"). The cap bounds how long a page stays offline
+   * once the server is back.
+   */
   backoff?: { initial?: number; max?: number; factor?: number };
   /** Jitter source in [0, 1) (default: Math.random). */
   random?: () => number;
@@ -149,9 +185,17 @@ export interface SocketOptions {
 /** Receives the messages of one resource (see `LiveSocket.subscribe`). */
 export type MessageHandler = (message: any) => void;
 
+/** Which part of a resource a subscription holds (protocol v1.2, section 2b). */
+export interface SubscribeOptions {
+  /** A scope, e.g. `{ room: 3 }`; none (or `{}`): the whole resource. */
+  where?: Where | null;
+  /** A window: the snapshot holds only the scope's last `last` rows. */
+  last?: number;
+}
+
 /** Anything with LiveSocket's `subscribe`: what liveResource and liveDoc take. */
 export interface SubscribableSocket {
-  subscribe(resource: string, handler: MessageHandler): () => void;
+  subscribe(resource: string, handler: MessageHandler, options?: SubscribeOptions): () => void;
 }
 
 /**
@@ -162,7 +206,7 @@ export class LiveSocket implements SubscribableSocket {
   /** @param url a ws:// or wss:// URL (`connect()` resolves paths) */
   constructor(url: string, options?: SocketOptions);
   url: string;
-  /** True while the connection is open. */
+  /** True while the connection is open: show from it when the page is offline. */
   connected: Signal<boolean>;
   /** The last error message that concerned no subscribed resource. */
   errors: Signal<ErrorMessage | null>;
@@ -174,9 +218,16 @@ export class LiveSocket implements SubscribableSocket {
    * Subscribers of one resource share one server subscription (and the first one's
    * snapshot: use liveResource / liveDoc, which share their state per socket).
    *
-   * @returns unsubscribe (closedoc when the last subscriber of the resource goes)
+   * With `where`, only that scope: each scope of a resource is a subscription of its
+   * own, receiving the frames that carry its `where` (in any key order), re-opened with
+   * its window after a reconnect or a resync. The first subscriber sets the window.
+   * When the server ends it (`closed` with a `reason`, e.g. `forbidden`), its
+   * subscribers receive that frame and nothing more; it is not re-opened, and
+   * unsubscribing sends no closedoc.
+   *
+   * @returns unsubscribe (closedoc, with the where, when the last subscriber goes)
    */
-  subscribe(resource: string, handler: MessageHandler): () => void;
+  subscribe(resource: string, handler: MessageHandler, options?: SubscribeOptions): () => void;
   /** Close the connection for good: no reconnect follows. */
   close(): void;
 }
@@ -193,5 +244,11 @@ export function connect(url?: string, options?: SocketOptions): LiveSocket;
  * on first use (and again if it was closed).
  */
 export function getSocket(): LiveSocket;
+
+/**
+ * One text per `where`, whatever the order of its keys: its JSON with the keys sorted,
+ * as the server names a scope; `""` for none (undefined, null, `{}`).
+ */
+export function canonicalWhere(where: Where | null | undefined): string;
 
 // #endregion

@@ -43,7 +43,8 @@ const _stores = new WeakMap();
  * it. A call after that builds a fresh one.
  *
  * Keys of every kind of store share one namespace per socket, so prefix them by kind
- * (liveResource uses `"resource:<name>"`, liveDoc `"doc"`).
+ * (liveResource uses `"resource:<name>"`, and `"resource:<name>?<canonical where>"` for a
+ * scope; liveDoc `"doc"`).
  *
  * @template {{dispose(): void}} T
  * @param {object} socket  the socket the store reads (a LiveSocket)
