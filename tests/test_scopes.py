@@ -98,6 +98,24 @@ class ScopedSocketTests(TransactionTestCase):
         await ws.disconnect()
         await member.disconnect()
 
+    async def test_a_scope_hook_that_raises_answers_an_error_and_logs_the_hook(self) -> None:
+        from unittest import mock
+
+        from project.demo.live import MessageResource
+
+        ws = await connect(user=self.alice)
+        with (
+            mock.patch.object(MessageResource, "can_read_scope", side_effect=RuntimeError("rooms table gone")),
+            self.assertLogs("paintbrush", "ERROR") as logs,
+        ):
+            answer = await opendoc(ws, "messages", where={"room": self.a.pk})
+        self.assertEqual((answer["type"], answer["error"]), ("error", "forbidden"))
+        self.assertIn("MessageResource.can_read_scope", answer["message"])
+        self.assertIn("MessageResource.can_read_scope raised", logs.output[0])
+        # The socket goes on.
+        self.assertEqual((await opendoc(ws, "messages", where={"room": self.a.pk}))["type"], "opened")
+        await ws.disconnect()
+
     async def test_the_last_n_of_a_room_in_order_and_whether_that_is_all(self) -> None:
         for i in range(60):
             await sync_to_async(self.post)(self.a, f"m{i:02d}")
@@ -222,3 +240,24 @@ class ScopedRestTests(TestCase):
         for query in (f"room={room.pk}", "room=999999"):
             response = self.client.get(f"/api/messages?{query}")
             self.assertEqual((response.status_code, response.json()), (200, []), query)
+
+    def invite(self, room: Room, username: str) -> Any:
+        return self.client.post(
+            "/api/memberships", {"room": room.pk, "username": username}, content_type="application/json"
+        )
+
+    def test_the_owner_invites_by_user_name_and_the_invited_reads_the_room(self) -> None:
+        room = Room.objects.create(name="club", owner=self.alice, private=True)
+        Membership.objects.create(room=room, user=self.alice)
+        bob = User.objects.create_user("bob")
+        unknown = self.invite(room, "nobody")
+        self.assertEqual((unknown.status_code, unknown.json()), (400, {"username": ["No user of that name."]}))
+        invited = self.invite(room, "bob")
+        self.assertEqual((invited.status_code, invited.json()["user"]), (201, bob.pk))
+        self.assertEqual(self.invite(room, "bob").json(), {"user": ["Already a member of this room."]})
+        Message.objects.create(room=room, user=self.alice, text="welcome, bob")
+        self.client.force_login(bob)
+        texts = [m["text"] for m in self.client.get(f"/api/messages?room={room.pk}").json()]
+        self.assertEqual(texts, ["welcome, bob"])
+        # bob is a member, not the owner: he may not invite.
+        self.assertEqual(self.invite(room, "carol").status_code, 403)

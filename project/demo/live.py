@@ -133,10 +133,31 @@ class MembershipPermission(permissions.IsAuthenticated):
 
 
 class MembershipSerializer(serializers.ModelSerializer):  # type: ignore[type-arg]
+    # The owner invites by user name (the chat page's form), or by id.
+    username = serializers.CharField(write_only=True, required=False)
+    user = serializers.PrimaryKeyRelatedField(queryset=User.objects.all(), required=False)
+
     class Meta:
         model = Membership
-        fields = ["id", "room", "user", "created_at", "version"]
+        fields = ["id", "room", "user", "username", "created_at", "version"]
         read_only_fields = ["id", "created_at", "version"]
+        # The one-membership rule is checked in validate(), once the user is known
+        # (DRF's own validator would require "user" when "username" names them).
+        validators: list[Any] = []
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        username = attrs.pop("username", None)
+        if username is not None:
+            user = User.objects.filter(username=username).first()
+            if user is None:
+                raise serializers.ValidationError({"username": ["No user of that name."]})
+            attrs["user"] = user
+        if "user" not in attrs and self.instance is None:
+            raise serializers.ValidationError({"user": ["Name the user to invite (user or username)."]})
+        room = attrs.get("room", getattr(self.instance, "room", None))
+        if self.instance is None and Membership.objects.filter(room=room, user=attrs["user"]).exists():
+            raise serializers.ValidationError({"user": ["Already a member of this room."]})
+        return attrs
 
     def validate_room(self, room: Room) -> Room:
         request = self.context.get("request")

@@ -50,6 +50,20 @@ export function mountChatRoom({ room, root }) {
       errorBox.hidden = false;
     }
   };
+  // A private room's owner invites members by user name.
+  const invite = root.querySelector("#invite");
+  invite?.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    try {
+      await createItem("memberships", { room, username: invite.elements.username.value });
+      invite.elements.username.value = "";
+      errorBox.hidden = true;
+    } catch (err) {
+      errorBox.textContent = err.message;
+      errorBox.hidden = false;
+    }
+  });
+
   input.focus();
   input.addEventListener("keyup", (event) => {
     if (event.key === "Enter") send();
