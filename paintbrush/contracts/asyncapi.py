@@ -147,17 +147,33 @@ class _Builder:
             ["action", "resource"],
             "Subscribe to a resource's events (or the role document). Answered opened; repeating it is allowed.",
         )
+        where = {"type": "object", "description": "The subscription's scope, when it has one (section 2b)."}
         self.schemas["Closedoc"] = _object(
-            {"action": _const("closedoc"), "resource": _ref("components/schemas", "LiveResourceName")},
+            {"action": _const("closedoc"), "resource": _ref("components/schemas", "LiveResourceName"), "where": where},
             ["action", "resource"],
-            "Stop a resource's events on this socket. Answered closed.",
+            "Stop a resource's events (or one scope's) on this socket. Answered closed.",
         )
-        for kind, text in (("opened", "opendoc was accepted"), ("closed", "closedoc was done")):
-            self.schemas[kind.capitalize()] = _object(
-                {"type": _const(kind), "resource": {"type": "string"}}, ["type", "resource"], f"The answer: {text}."
-            )
+        self.schemas["Opened"] = _object(
+            {"type": _const("opened"), "resource": {"type": "string"}, "where": where},
+            ["type", "resource"],
+            "The answer: opendoc was accepted.",
+        )
+        self.schemas["Closed"] = _object(
+            {
+                "type": _const("closed"),
+                "resource": {"type": "string"},
+                "where": where,
+                "reason": {
+                    "type": "string",
+                    "enum": ["forbidden"],
+                    "description": "Present when the server closed it: the user may no longer read that scope.",
+                },
+            },
+            ["type", "resource"],
+            "The answer to closedoc, or, with a reason, the end of a subscription the user lost access to.",
+        )
         self.schemas["Resync"] = _object(
-            {"type": _const("resync"), "resource": {"type": "string"}, "reason": {"type": "string"}},
+            {"type": _const("resync"), "resource": {"type": "string"}, "reason": {"type": "string"}, "where": where},
             ["type", "resource"],
             "The subscription may have missed an event: send opendoc with snapshot true for it.",
         )
