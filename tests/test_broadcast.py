@@ -15,7 +15,7 @@ from django.test import TestCase, override_settings
 
 from paintbrush import broadcast
 from paintbrush.groups import event_group
-from project.demo.models import Todo
+from project.demo.models import Checklist
 
 from .utils import IN_MEMORY
 
@@ -50,6 +50,7 @@ class BroadcastTests(TestCase):
         self.assertEqual({m["origin"] for m in layer.sent}, {broadcast._origin_id()})
 
     def test_a_write_while_the_layer_is_down_is_201_and_its_group_is_told_later(self) -> None:
+        # Checklists: one group per write (todos, scoped by done, have two).
         layer = Refusing()
         failed_before = broadcast.stats["failed"]
         with (
@@ -59,7 +60,7 @@ class BroadcastTests(TestCase):
         ):
             with self.captureOnCommitCallbacks(execute=True):
                 response = self.client.post(
-                    "/api/todos", {"title": "during the outage"}, content_type="application/json"
+                    "/api/checklists", {"title": "during the outage"}, content_type="application/json"
                 )
             self.assertEqual(response.status_code, 201)
             self.assertEqual(broadcast.stats["failed"], failed_before + 1)
@@ -68,9 +69,9 @@ class BroadcastTests(TestCase):
             assert retrying is not None
             layer.up.set()  # Redis is back: the retry thread sends the marker
             retrying.join(5)
-        self.assertTrue(Todo.objects.filter(title="during the outage").exists())
+        self.assertTrue(Checklist.objects.filter(title="during the outage").exists())
         markers = [m for m in layer.sent if m.get("lost")]
-        self.assertEqual([m["group"] for m in markers], [event_group("todos", "all")])
+        self.assertEqual([m["group"] for m in markers], [event_group("checklists", "all")])
         self.assertEqual(broadcast._unsent, set())
 
     def test_message_numbers_are_kept_for_the_most_recently_written_groups_only(self) -> None:
