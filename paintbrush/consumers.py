@@ -236,10 +236,15 @@ class LiveConsumer(AccessWatchMixin, DocumentSocketMixin, PaintbrushSocket):
             raise self._unavailable(resource.name, where, exc) from exc
         subscription = self.subscriptions.get(key)
         if subscription is None:
+            try:
+                # Off the event loop, like every hook: it may use the ORM.
+                user_keys = await database_sync_to_async(_subscription_keys)(resource, user)
+            except _UNAVAILABLE as exc:
+                raise self._unavailable(resource.name, where, exc) from exc
             subscription = self.subscriptions[key] = _Subscription(resource.name, where)
             metrics.SUBSCRIPTIONS.labels(resource.name).inc()
             try:
-                for user_key in resource.subscription_keys(user):
+                for user_key in user_keys:
                     group_key = user_key if where is None else f"{user_key}.{scopes.token(where)}"
                     membership = await self.join(
                         event_group(resource.name, group_key),
@@ -386,6 +391,19 @@ class LiveConsumer(AccessWatchMixin, DocumentSocketMixin, PaintbrushSocket):
             return
         subscription.resync = reason
         self.outbox.resync(subscription.key, reason)
+
+
+def _subscription_keys(resource: Resource, user: Any) -> list[str]:
+    """``resource.subscription_keys(user)``, in the database thread; a hook that raises
+    is answered ``forbidden`` naming it, and logged (never a silent socket)."""
+    try:
+        return list(resource.subscription_keys(user))
+    except (OperationalError, InterfaceError):
+        raise
+    except Exception:
+        hook = f"{type(resource).__name__}.subscription_keys"
+        logger.exception("Paintbrush: %s raised; the subscription is refused", hook)
+        raise Forbidden(f"The server could not decide what you may read ({hook} failed).") from None
 
 
 def _readable(scoped: list[_Subscription], user: Any) -> list[bool]:

@@ -349,6 +349,27 @@ class ReadmeProjectTests(SimpleTestCase):
             event = receive(socket, {"resource": "todos", "action": "create", "item": {"title": title}})
         self.assertEqual(event["item"]["version"], 1)
 
+    def test_a_scope_of_the_readme_s_todos_holds_the_open_ones(self) -> None:
+        # The README declares todos with scope_fields=["done"].
+        server = self.serve()
+        server.sign_in()
+        headers = {"Content-Type": "application/json", "X-CSRFToken": server.cookie("csrftoken")}
+        with server.socket() as socket:
+            socket.send(json.dumps({"action": "opendoc", "resource": "todos", "where": {"done": False}}))
+            receive(socket, {"type": "opened", "resource": "todos", "where": {"done": False}})
+            title = f"open {uuid.uuid4()}"
+            status, body = server.request("POST", "/api/todos", json.dumps({"title": title}).encode(), **headers)
+            self.assertEqual(status, 201, body)
+            created = receive(socket, {"action": "create", "item": {"title": title}})
+            self.assertEqual(created["where"], {"done": False})
+            todo_id = created["item"]["id"]
+            status, body = server.request(
+                "PUT", f"/api/todos/{todo_id}", json.dumps({"done": True}).encode(), **headers
+            )
+            self.assertEqual(status, 200, body)
+            left = receive(socket, {"action": "delete", "id": todo_id})
+            self.assertEqual(left["where"], {"done": False})  # checked off: it left the open scope
+
     def test_the_role_documents_are_served_and_pushed_after_a_change(self) -> None:
         server = self.serve()
         server.sign_in()  # the superuser: staff

@@ -116,6 +116,30 @@ class ScopedSocketTests(TransactionTestCase):
         self.assertEqual((await opendoc(ws, "messages", where={"room": self.a.pk}))["type"], "opened")
         await ws.disconnect()
 
+    async def test_subscription_keys_may_use_the_orm_and_a_failing_one_is_named(self) -> None:
+        # It used to run on the event loop: an ORM lookup raised SynchronousOnlyOperation
+        # and the socket went silent.
+        from unittest import mock
+
+        from project.demo.live import RoomResource
+
+        def rooms_of(resource: Any, user: Any) -> list[str]:
+            return [f"user.{pk}" for pk in Membership.objects.filter(user=user).values_list("user_id", flat=True)]
+
+        ws = await connect(user=self.bob)
+        with mock.patch.object(RoomResource, "subscription_keys", rooms_of):
+            self.assertEqual((await opendoc(ws, "rooms"))["type"], "opened")
+        with (
+            mock.patch.object(RoomResource, "subscription_keys", side_effect=RuntimeError("boom")),
+            self.assertLogs("paintbrush", "ERROR") as logs,
+        ):
+            await ws.send_json_to({"action": "closedoc", "resource": "rooms"})
+            self.assertEqual((await receive(ws))["type"], "closed")
+            answer = await opendoc(ws, "rooms")
+        self.assertEqual((answer["error"], "RoomResource.subscription_keys" in answer["message"]), ("forbidden", True))
+        self.assertIn("RoomResource.subscription_keys raised", logs.output[0])
+        await ws.disconnect()
+
     async def test_the_last_n_of_a_room_in_order_and_whether_that_is_all(self) -> None:
         for i in range(60):
             await sync_to_async(self.post)(self.a, f"m{i:02d}")
