@@ -32,7 +32,6 @@ from typing import Any, ClassVar
 
 from channels.db import database_sync_to_async
 from django.contrib.auth.models import AnonymousUser
-from django.db import InterfaceError, OperationalError
 
 from . import encoding, frames, metrics, scopes, snapshots
 from .access import AccessWatchMixin
@@ -52,6 +51,7 @@ from .exceptions import (
 )
 from .frames import DOC
 from .groups import event_group
+from .handlers import DATABASE_OUTAGES
 from .hub import Membership
 from .outbox import TRY_AGAIN_LATER
 from .resources import Resource, site
@@ -70,7 +70,7 @@ _RATE_WINDOW = 60.0
 #: Failures that answer one request ``unavailable`` rather than close the socket: the
 #: database unreachable or its connection lost (not a bug: IntegrityError and the like
 #: still close the socket, loudly).
-_UNAVAILABLE = (OperationalError, InterfaceError)
+_UNAVAILABLE = DATABASE_OUTAGES
 
 #: Error codes that refuse a client something (logged and counted); the other errors
 #: answer mistakes.
@@ -398,7 +398,7 @@ def _subscription_keys(resource: Resource, user: Any) -> list[str]:
     is answered ``forbidden`` naming it, and logged (never a silent socket)."""
     try:
         return list(resource.subscription_keys(user))
-    except (OperationalError, InterfaceError):
+    except DATABASE_OUTAGES:
         raise
     except Exception:
         hook = f"{type(resource).__name__}.subscription_keys"

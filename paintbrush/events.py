@@ -106,8 +106,7 @@ class _Texts:
         cache_key = (build, scopes.canonical(where) if where is not None else "")
         text = self._encoded.get(cache_key)
         if text is None:
-            frame = build(*args) if where is None else build(*args, where)
-            text = self._encoded[cache_key] = encoding.encode(frame)
+            text = self._encoded[cache_key] = encoding.encode(build(*args, where))
         return text
 
 

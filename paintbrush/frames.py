@@ -105,15 +105,14 @@ def error(code: str, message: str, request: Any = None, **extra: Any) -> str:
 
 
 def resync(resource: str, reason: str, where: dict[str, Any] | None = None) -> str:
-    if where is None:
-        return _resync(resource, reason)
-    return encoding.encode({"type": "resync", "resource": resource, "reason": reason, "where": where})
+    return _resync(resource, reason, None if where is None else encoding.encode(where))
 
 
 @functools.lru_cache(maxsize=256)
-def _resync(resource: str, reason: str) -> str:
+def _resync(resource: str, reason: str, where: str | None) -> str:
     # A lost group resyncs every socket of it: one encode serves them all.
-    return encoding.encode({"type": "resync", "resource": resource, "reason": reason})
+    text = encoding.encode({"type": "resync", "resource": resource, "reason": reason})
+    return text if where is None else f'{text[:-1]},"where":{where}}}'
 
 
 def snapshot(resource: str, items: list[Any], limit: int, **tags: Any) -> list[str]:

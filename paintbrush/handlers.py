@@ -41,7 +41,17 @@ from rest_framework.response import Response
 
 from .settings import pb_settings
 
-__all__ = ["DatabaseUnavailable", "ExceptionHandler", "exception_handler", "handle_database_outages"]
+__all__ = [
+    "DATABASE_OUTAGES",
+    "DatabaseUnavailable",
+    "ExceptionHandler",
+    "exception_handler",
+    "handle_database_outages",
+]
+
+#: What a lost or refused database connection raises: answered "try again later" (a JSON
+#: 503 here, ``unavailable`` on a socket), unlike bugs and bad data (IntegrityError, ...).
+DATABASE_OUTAGES = (OperationalError, InterfaceError)
 
 logger = logging.getLogger(__name__)
 
@@ -67,7 +77,7 @@ def handle_database_outages(handler: ExceptionHandler) -> ExceptionHandler:
     ``DatabaseUnavailable`` (rendered by ``handler`` itself, else by DRF's default)."""
 
     def handle(exc: Exception, context: dict[str, Any]) -> Response | None:
-        if not isinstance(exc, OperationalError | InterfaceError):
+        if not isinstance(exc, DATABASE_OUTAGES):
             return handler(exc, context)
         request = context.get("request")
         # One line per request: an outage answers every request so, and a traceback

@@ -4,7 +4,8 @@ viewset decides, with its permission classes and queryset, exactly as it would f
 ``GET /api/<name>``.
 
     view = list_view(resource, user)      # raises Forbidden if the user may not list
-    items = snapshot_items(view)          # what GET /api/<name> would return
+
+What the view lists is read and rendered for sockets by ``paintbrush.snapshots``.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from rest_framework.request import Request
 from .exceptions import Forbidden
 from .resources import Resource
 
-__all__ = ["list_view", "snapshot_items"]
+__all__ = ["list_view"]
 
 
 def list_view(resource: Resource, user: Any, params: dict[str, str] | None = None) -> Any:
@@ -39,9 +40,3 @@ def list_view(resource: Resource, user: Any, params: dict[str, str] | None = Non
     except APIException as exc:
         raise Forbidden(f"You may not read {resource.name!r}: {exc.detail}") from exc
     return view
-
-
-def snapshot_items(view: Any) -> list[Any]:
-    """The rows the view lists, rendered as ``GET /api/<name>`` renders them."""
-    queryset = view.filter_queryset(view.get_queryset())
-    return list(view.get_serializer(queryset, many=True).data)

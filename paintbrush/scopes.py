@@ -84,7 +84,7 @@ def check_where(resource: Resource, where: Any) -> Where | None:
             types = expected if isinstance(expected, tuple) else (expected,)
             kinds = " or ".join(sorted({kind.__name__ for kind in types}))
             raise BadWhere(f"where.{name} is a {kinds} as the REST API renders it, not {value!r}.")
-    return dict(where)
+    return dict(sorted(where.items()))  # keys sorted, as every frame carries them
 
 
 def scoped_keys(resource: Resource, keys: Iterable[str], item: Mapping[str, Any]) -> dict[str, Where | None]:
@@ -92,7 +92,7 @@ def scoped_keys(resource: Resource, keys: Iterable[str], item: Mapping[str, Any]
     carry: every event key as it is (None: the unscoped subscriptions, unless a scope
     is required) and, per key, one scope for each non-empty combination of the declared
     fields' values in ``item`` (the row as the REST API renders it)."""
-    fields = [name for name in resource.scope_fields if name in item]
+    fields = sorted(name for name in resource.scope_fields if name in item)
     scopes = [
         {name: item[name] for name in combination}
         for size in range(1, len(fields) + 1)

@@ -123,40 +123,40 @@ class CapturedEvents(Events):
         # scoped copies (paintbrush.scopes) are listed in ``scoped``, and here only for
         # a resource that sent no unscoped event in this write (one that requires a
         # scope, such as a room's messages).
-        batch: dict[str, tuple[str, list[str], list[dict[str, Any] | None]]] = {}
-        unscoped: set[str] = set()
-        scoped: list[tuple[str, str]] = []
+        batch: dict[str, tuple[list[str], list[dict[str, Any] | None]]] = {}
+        unscoped: set[Any] = set()
+        scoped: list[tuple[str, dict[str, Any]]] = []
         with self._lock:
             for group, text in messages:
                 self.messages.append((group, text))
                 if not text:
                     self.notices.append(group)
-                elif '"where":' in text:
-                    scoped.append((group, text))
+                    continue
+                event: dict[str, Any] = json.loads(text)
+                if "where" in event:
+                    scoped.append((group, event))
                 else:
-                    unscoped.add(self._add(batch, group, text, self)["resource"])
-            for group, text in scoped:
-                event = json.loads(text)
-                self.scoped.append(event)
+                    unscoped.add(event.get("resource"))
+                    self._add(batch, group, event)
+            for group, event in scoped:
+                self.scoped.append(dict(event))
                 if event.get("resource") not in unscoped:
-                    self._add(batch, group, text, self)
+                    self._add(batch, group, event)
 
     def _add(
-        self, batch: dict[str, tuple[str, list[str], list[dict[str, Any] | None]]], group: str, text: str, into: Events
-    ) -> dict[str, Any]:
-        event: dict[str, Any] = json.loads(text)
+        self, batch: dict[str, tuple[list[str], list[dict[str, Any] | None]]], group: str, event: dict[str, Any]
+    ) -> None:
         where = event.pop("where", None)
         identity = json.dumps(event, sort_keys=True)
         if identity not in batch:
-            batch[identity] = (event_group(str(event.get("resource")), ""), [], [])
-            into.append(event)
-            self._keys.append((event, batch[identity][1]))
-            self._wheres.append((event, batch[identity][2]))
-        prefix, keys, wheres = batch[identity]
-        keys.append(group.removeprefix(prefix))
+            batch[identity] = ([], [])
+            self.append(event)
+            self._keys.append((event, batch[identity][0]))
+            self._wheres.append((event, batch[identity][1]))
+        keys, wheres = batch[identity]
+        keys.append(group.removeprefix(event_group(str(event.get("resource")), "")))
         if where not in wheres:
             wheres.append(where)
-        return event
 
 
 class EventCapture:

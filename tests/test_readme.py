@@ -454,7 +454,24 @@ class PackageTests(SimpleTestCase):
         assert release is not None
         self.assertIn(f"\n## {release.group()} ", (ROOT / "CHANGELOG.md").read_text())
 
+    def test_the_readme_s_excerpts_are_the_code_they_quote(self) -> None:
+        # An excerpt cannot run alone (it names the demo's models): its lines must be
+        # the quoted file's own, in order, so that the suite runs them there.
+        blocks = re.findall(r"^<!-- excerpt: (\S+) -->\n```\w*\n(.*?)^```$", README.read_text(), re.M | re.S)
+        self.assertTrue(blocks)
+        for path, body in blocks:
+            source = [_code(line) for line in (ROOT / path).read_text().splitlines()]
+            position = 0
+            for line in filter(None, map(_code, body.splitlines())):
+                self.assertIn(line, source[position:], f"{path}: {line!r} is not there (after line {position})")
+                position = source.index(line, position) + 1
+
     def test_the_readme_lists_every_check_id(self) -> None:
         code = set(re.findall(r'id="(paintbrush\.[EW]\d{3})"', (ROOT / "paintbrush" / "checks.py").read_text()))
         section = README.read_text().split("### Mistakes are system checks", 1)[1].split("\n## ", 1)[0]
         self.assertEqual(set(re.findall(r"^\| `(paintbrush\.[EW]\d{3})` \|", section, re.MULTILINE)), code)
+
+
+def _code(line: str) -> str:
+    """A line without its comment and surrounding blanks (comments may differ)."""
+    return line.split("  #", 1)[0].split("# ", 1)[0].strip() if not line.strip().startswith("#") else ""
