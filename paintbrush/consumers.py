@@ -205,7 +205,7 @@ class LiveConsumer(AccessWatchMixin, DocumentSocketMixin, PaintbrushSocket):
 
     async def opendoc(self, message: dict[str, Any]) -> None:
         if self.resource_name(message) == DOC:  # the role document: paintbrush.documents
-            return await self.open_document()
+            return await self.open_document(patches=message.get("patch") is True)
         resource = self.resource_of(message)
         where = scopes.check_where(resource, message.get("where"))
         snapshot = message.get("snapshot") is True

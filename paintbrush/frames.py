@@ -22,6 +22,7 @@ group was lost.
 from __future__ import annotations
 
 import functools
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -139,6 +140,40 @@ def snapshot(resource: str, items: list[Any], limit: int, **tags: Any) -> list[s
 def document(doc: Any) -> str:
     """A role document, pushed whole (on ``/ws`` and ``/ws/doc`` alike)."""
     return encoding.encode({"type": "doc", "resource": DOC, "doc": doc})
+
+
+# A document is pushed to many sockets and its parts are shared by many documents: it
+# is spliced from the parts' JSON texts, each encoded once (paintbrush.documents.hub),
+# into exactly the text ``document`` would encode.
+_DOC_HEAD = '{"type":"doc","resource":"doc",'
+
+
+def document_body(role: str, parts: Iterable[tuple[str | None, str]]) -> str:
+    """The JSON text of ``{"role": role, <name>: <part>, ...}`` from each part's text;
+    a part named None is an object spread into the document."""
+    pieces = ['{"role":', encoding.encode(role)]
+    for name, text in parts:
+        if name is None:
+            if text != "{}":
+                pieces += [",", text[1:-1]]
+        else:
+            pieces += [",", encoding.encode(name), ":", text]
+    pieces.append("}")
+    return "".join(pieces)
+
+
+def document_text(body: str, rev: int | None = None) -> str:
+    """A whole role document from its body's text; with ``rev`` for a client that takes
+    patches (protocol section 2c)."""
+    if rev is None:
+        return f'{_DOC_HEAD}"doc":{body}}}'
+    return f'{_DOC_HEAD}"doc":{body},"rev":{rev}}}'
+
+
+def document_patch(fragments: Iterable[str], rev: int) -> str:
+    """A JSON Patch from revision ``rev - 1`` to ``rev``, from operations already
+    encoded (each fragment a comma-separated run of them)."""
+    return f'{_DOC_HEAD}"patch":[{",".join(fragments)}],"rev":{rev}}}'
 
 
 # -- deltas (dicts: encoded once per write by paintbrush.events) ---------------------------

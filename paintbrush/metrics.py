@@ -122,13 +122,19 @@ REFUSALS = Counter(
 )
 ASSEMBLIES = Counter(
     "paintbrush_document_assemblies",
-    "Role documents assembled by this process, by role.",
+    "Role document parts assembled by this process, by role (one per part and change).",
+    ["role"],
+    registry=registry,
+)
+DOCUMENT_QUERIES = Counter(
+    "paintbrush_document_queries",
+    "Database queries made assembling role documents' parts, by role.",
     ["role"],
     registry=registry,
 )
 ASSEMBLY_SECONDS = Histogram(
     "paintbrush_document_assembly_seconds",
-    "Seconds to assemble one role document (its database reads included).",
+    "Seconds to assemble one part of a role document (its database reads included).",
     registry=registry,
     buckets=_SECONDS,
 )
@@ -323,6 +329,7 @@ def snapshot(source: CollectorRegistry | None = None) -> dict[str, Any]:
         "refusals": by_label("paintbrush_refusals_total"),
         "documents": {
             "assemblies": by_label("paintbrush_document_assemblies_total"),
+            "queries": by_label("paintbrush_document_queries_total"),
             "seconds": values.get("paintbrush_document_assembly_seconds_sum", 0.0),
         },
         "lag": {

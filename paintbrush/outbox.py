@@ -17,6 +17,7 @@ one slow socket costs a bounded amount of memory and never delays the others.
     outbox.put_event("todos", text)     # droppable: a resync replaces it
     outbox.put_reply(text)              # opened, snapshot, error: never dropped
     outbox.put_document(text)           # only the newest pending document is kept
+    outbox.put_document(patch, whole)   # a patch, or the whole if one is still pending
 
 Replies are never dropped: the client asked for them, and their number is bounded by
 the client's own requests (``SNAPSHOTS_PER_MINUTE``, ``MAX_ERRORS_PER_MINUTE``).
@@ -131,8 +132,11 @@ class Outbox:
             if self._reply_bytes + self._pending_bytes > pb_settings.MAX_PENDING_BYTES:
                 self._arm_deadline()
 
-    def put_document(self, text: str) -> None:
-        """A role document: a newer one makes a pending older one worthless."""
+    def put_document(self, text: str, whole: Callable[[], str] | None = None) -> None:
+        """A role document, or a patch to the one before it (``whole`` then gives the
+        whole document of the same revision). A newer document makes a pending older
+        one worthless; a patch cannot apply to a document the client has not been
+        sent, so a pending one is replaced by the whole new document."""
         if self.closed:
             return
         # Replace a pending document only if no reply is queued after it: "opened" of
@@ -141,7 +145,7 @@ class Outbox:
             if frame[0] == _REPLY:
                 break
             if frame[0] == _DOCUMENT:
-                frame[2] = text
+                frame[2] = text if whole is None else whole()
                 return
         if self._task is None:
             self._start(text)

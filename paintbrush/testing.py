@@ -44,10 +44,12 @@ from django.db import DEFAULT_DB_ALIAS, connections
 from django.test import Client
 
 from . import broadcast
+from .documents import patches
 from .groups import event_group
 
 __all__ = [
     "CapturedEvents",
+    "DocumentReplica",
     "EventCapture",
     "Events",
     "capture_events",
@@ -129,7 +131,7 @@ class CapturedEvents(Events):
         with self._lock:
             for group, text in messages:
                 self.messages.append((group, text))
-                if not text:
+                if not text or text.startswith("["):  # a role document's notice: its parts
                     self.notices.append(group)
                     continue
                 event: dict[str, Any] = json.loads(text)
@@ -364,3 +366,36 @@ async def subscribe(ws: WebsocketCommunicator, resource: str, snapshot: bool = F
         items += frame["items"]
         if not frame.get("more"):
             return items
+
+
+class DocumentReplica:
+    """A role document as a client that takes patches holds it (protocol section 2c):
+    feed it every ``doc`` frame in order; it checks each patch follows the revision
+    it holds, as a client must.
+
+        replica = DocumentReplica()
+        replica.take(await receive(ws))     # {"type": "doc", "doc": {...}, "rev": 1}
+        replica.take(await receive(ws))     # {"type": "doc", "patch": [...], "rev": 2}
+        assert replica.doc == client.get("/api/doc").json()
+    """
+
+    def __init__(self) -> None:
+        self.doc: Any = None
+        self.rev: int | None = None
+        #: How many frames were whole documents and how many patches.
+        self.wholes = 0
+        self.patches = 0
+
+    def take(self, frame: dict[str, Any]) -> Any:
+        """Apply one frame; raises ``AssertionError`` on a revision gap or a frame
+        that is not a document."""
+        if frame.get("type") != "doc" or not isinstance(frame.get("rev"), int):
+            raise AssertionError(f"not a document frame with a revision: {frame!r}")
+        if "doc" in frame:
+            self.doc, self.wholes = frame["doc"], self.wholes + 1
+        else:
+            if self.rev is None or frame["rev"] != self.rev + 1:
+                raise AssertionError(f"patch to revision {frame['rev']} on revision {self.rev}")
+            self.doc, self.patches = patches.apply(self.doc, frame["patch"]), self.patches + 1
+        self.rev = frame["rev"]
+        return self.doc

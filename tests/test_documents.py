@@ -15,8 +15,8 @@ from django.contrib.auth import get_user_model
 from django.db import transaction
 from django.test import TestCase, TransactionTestCase, override_settings
 
-from paintbrush.documents import roles
-from paintbrush.documents.hub import DocHub
+from paintbrush.documents import Part, roles
+from paintbrush.documents.hub import DocHub, Revision
 from paintbrush.groups import access_group, document_group, role_group
 from paintbrush.hub import Hub
 from paintbrush.testing import communicator, connect, receive, session_cookie, subscribe
@@ -26,12 +26,6 @@ from .test_shop import make_shop
 from .utils import IN_MEMORY
 
 User = get_user_model()
-
-
-def role_class(name: str) -> Any:
-    role = roles.by_name(name)
-    assert role is not None
-    return type(role)
 
 
 class DocumentShapeTests(TestCase):
@@ -179,8 +173,7 @@ class DocumentPushTests(TransactionTestCase):
 
     async def test_a_burst_of_commits_coalesces_into_a_few_pushes_the_last_complete(self) -> None:
         alice, _ = await self.doc_socket(self.alice)
-        customer = role_class("customer")
-        with mock.patch.object(customer, "assemble", autospec=True, side_effect=customer.assemble) as assemble:
+        with mock.patch.object(Part, "assemble", autospec=True, side_effect=Part.assemble) as assemble:
             for _ in range(20):
                 await self.order(self.alice)
             pushes = 0
@@ -196,8 +189,7 @@ class DocumentPushTests(TransactionTestCase):
     async def test_two_sockets_of_one_customer_share_one_assembly_per_change(self) -> None:
         first, _ = await self.doc_socket(self.alice)
         second, _ = await self.doc_socket(self.alice)
-        customer = role_class("customer")
-        with mock.patch.object(customer, "assemble", autospec=True, side_effect=customer.assemble) as assemble:
+        with mock.patch.object(Part, "assemble", autospec=True, side_effect=Part.assemble) as assemble:
             await self.order(self.alice)
             one, two = await first.receive_from(timeout=5), await second.receive_from(timeout=5)
         self.assertEqual(one, two)
@@ -221,8 +213,7 @@ class DocumentPushTests(TransactionTestCase):
         cookie = await session_cookie(self.admin)
         first = await connect("/ws/doc", headers=[(b"cookie", cookie)])
         doc = await receive(first)
-        admin_role = role_class("admin")
-        with mock.patch.object(admin_role, "assemble", autospec=True, side_effect=admin_role.assemble) as assemble:
+        with mock.patch.object(Part, "assemble", autospec=True, side_effect=Part.assemble) as assemble:
             others = [await connect("/ws/doc", headers=[(b"cookie", cookie)]) for _ in range(5)]
             for ws in others:
                 self.assertEqual(await receive(ws), doc)
@@ -240,8 +231,8 @@ class DocumentPushTests(TransactionTestCase):
                 await super().group_add(group, channel)
 
         class Socket:
-            def push_document(self, text: str, seq: int) -> None:
-                self.text = text
+            def push_document(self, revision: Revision) -> None:
+                self.revision = revision
 
         layer = Slow()
         hub = DocHub(layer)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 from typing import TYPE_CHECKING, Any
+from urllib.parse import parse_qs
 
 from channels.db import database_sync_to_async
 
@@ -17,7 +18,7 @@ from ..exceptions import Forbidden
 from ..frames import DOC
 from ..outbox import TRY_AGAIN_LATER
 from ..sockets import PaintbrushSocket
-from .hub import get_doc_hub
+from .hub import Revision, get_doc_hub
 from .roles import DocGroup, Role, roles
 
 if TYPE_CHECKING:
@@ -36,29 +37,33 @@ async def role_for(user: Any) -> Role | None:
 
 class DocumentSocketMixin:
     """A socket's role document: attached to the process's document hub, which pushes
-    it the document now and after every change."""
+    it the document now and after every change, whole or as a patch (``doc_patches``:
+    the client asked for patches, protocol section 2c)."""
 
     doc_role: Role | None = None
     doc_group: DocGroup | None = None
-    _doc_seq = -1
-    _doc_text: str | None = None
+    doc_patches = False
+    #: The newest revision queued to the client.
+    _doc_revision: Revision | None = None
 
     if TYPE_CHECKING:  # provided by PaintbrushSocket
         outbox: Outbox
         hub: Hub
 
-    async def open_document(self) -> None:
+    async def open_document(self, patches: bool = False) -> None:
         """``opendoc`` of the reserved resource ``doc`` on ``/ws``: ``opened``, then the
-        current document (a socket that has it already gets it again, as asked)."""
+        current document (a socket that has it already gets it again, as asked: a
+        client that missed a revision re-opens for the whole document)."""
         user = getattr(self, "scope", {}).get("user")
         role = await role_for(user)
         if role is None:
             raise Forbidden("The role document needs a signed-in user with a role.")
         self.outbox.put_reply(frames.opened(DOC))
+        self.doc_patches = patches
         if self.doc_role is None:
             await self.attach_document(role, user)  # sends the current document
-        elif self._doc_text is not None:
-            self.outbox.put_document(self._doc_text)
+        elif self._doc_revision is not None:
+            self.outbox.put_document(self._whole(self._doc_revision))
 
     async def close_document(self) -> None:
         """``closedoc`` of ``doc`` on ``/ws``."""
@@ -72,22 +77,28 @@ class DocumentSocketMixin:
 
     async def detach_document(self) -> None:
         role, group = self.doc_role, self.doc_group
-        self.doc_role = self.doc_group = None
-        self._doc_seq, self._doc_text = -1, None
+        self.doc_role = self.doc_group = self._doc_revision = None
         if role is not None and group is not None:
             metrics.SUBSCRIPTIONS.labels(DOC).dec()
             await get_doc_hub(self.hub.layer).detach(self, role, group)
 
-    def push_document(self, text: str, seq: int) -> None:
-        # Not newer than what this socket has (its first document racing a push).
-        if seq <= self._doc_seq:
-            return
-        self._doc_seq, self._doc_text = seq, text
-        self.outbox.put_document(text)
+    def push_document(self, revision: Revision) -> None:
+        held = self._doc_revision
+        if held is not None and revision.rev <= held.rev:
+            return  # not newer than what this socket has (its first document racing a push)
+        self._doc_revision = revision
+        if self.doc_patches and revision.patch is not None and held is not None and held.rev == revision.rev - 1:
+            self.outbox.put_document(revision.patch, lambda: revision.whole)
+        else:
+            self.outbox.put_document(self._whole(revision))
+
+    def _whole(self, revision: Revision) -> str:
+        return revision.whole if self.doc_patches else revision.whole_v1
 
 
 class DocConsumer(AccessWatchMixin, DocumentSocketMixin, PaintbrushSocket):
-    """``/ws/doc``: the user's role document on connect, then after every change."""
+    """``/ws/doc``: the user's role document on connect, then after every change
+    (``/ws/doc?patch=1``: as patches)."""
 
     async def connect(self) -> None:
         if not await self.admit():
@@ -102,6 +113,8 @@ class DocConsumer(AccessWatchMixin, DocumentSocketMixin, PaintbrushSocket):
             await self.refuse("access", detail="no role document for this user")
             return
         await self.accept()
+        # /ws/doc?patch=1: patches (protocol section 2c); anything else, whole documents.
+        self.doc_patches = parse_qs(self.scope.get("query_string", b"").decode("latin-1")).get("patch") == ["1"]
         try:
             await self.attach_document(role, user)
         except Exception:

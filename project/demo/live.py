@@ -240,14 +240,9 @@ register(Message, MessageResource, name="messages", notify=True, viewset_class=M
 
 
 # -- role documents (Pattern 2) ----------------------------------------------------------
-
-
-def _users(queryset: Any) -> list[dict[str, Any]]:
-    return list(queryset.values("id", "username", "email", "is_staff").order_by("id"))
-
-
-def _catalog() -> list[Any]:
-    return list(ProductSerializer(Product.objects.order_by("id"), many=True).data)
+# Each document is made of parts, assembled once per change that affects them: the
+# catalog once for every connected customer and the admin, a customer's orders for that
+# customer alone.
 
 
 class ProductSerializer(serializers.ModelSerializer):  # type: ignore[type-arg]
@@ -257,18 +252,37 @@ class ProductSerializer(serializers.ModelSerializer):  # type: ignore[type-arg]
         read_only_fields = ["id", "version"]
 
 
+def _users(queryset: Any) -> list[dict[str, Any]]:
+    return list(queryset.values("id", "username", "email", "is_staff").order_by("id"))
+
+
+def _orders(queryset: Any) -> list[Any]:
+    return list(OrderSerializer(queryset.order_by("created_at", "id"), many=True).data)
+
+
+#: The catalog: the same in every document that holds it.
+catalog = documents.Shared(
+    lambda: list(ProductSerializer(Product.objects.order_by("id"), many=True).data), reads=[Product]
+)
+
+
 class AdminDocument(documents.Role):
     """Staff: every user, every order, the catalog. One document shared by all staff."""
 
     name = "admin"
-    reads = (User, Order, Product)
+    parts = {
+        "users": documents.Shared(lambda: _users(User.objects.all()), reads=[User]),
+        "orders": documents.Shared(lambda: _orders(Order.objects.all()), reads=[Order]),
+        "products": catalog,
+    }
 
     def applies_to(self, user: Any) -> bool:
         return bool(user.is_staff)
 
-    def assemble(self, user_id: Any) -> dict[str, Any]:
-        orders = OrderSerializer(Order.objects.order_by("created_at", "id"), many=True).data
-        return {"users": _users(User.objects.all()), "orders": list(orders), "products": _catalog()}
+
+def _user(user_id: Any) -> dict[str, Any] | None:
+    users = _users(User.objects.filter(pk=user_id))
+    return users[0] if users else None
 
 
 class CustomerDocument(documents.Role):
@@ -276,23 +290,18 @@ class CustomerDocument(documents.Role):
 
     name = "customer"
     per_user = True
-    reads = (User, Order, Product)
+    parts = {
+        "user": documents.PerUser(_user, reads=[User], users=lambda user: [user.pk]),
+        "orders": documents.PerUser(
+            lambda user_id: _orders(Order.objects.filter(user_id=user_id)),
+            reads=[Order],
+            users=lambda order: [order.user_id],
+        ),
+        "products": catalog,
+    }
 
     def applies_to(self, user: Any) -> bool:
         return bool(user.is_authenticated)
-
-    def assemble(self, user_id: Any) -> dict[str, Any]:
-        users = _users(User.objects.filter(pk=user_id))
-        orders = OrderSerializer(Order.objects.filter(user_id=user_id).order_by("created_at", "id"), many=True).data
-        return {"user": users[0] if users else None, "orders": list(orders), "products": _catalog()}
-
-    def affected(self, instance: Any) -> Any:
-        # Narrower than "every connected customer": an order or a user concerns one.
-        if isinstance(instance, Order):
-            return [self.group(instance.user_id)]
-        if isinstance(instance, User):
-            return [self.group(instance.pk)]
-        return super().affected(instance)  # a product: every connected customer
 
 
 documents.register(AdminDocument(), CustomerDocument())

@@ -1,29 +1,60 @@
-// The staff view of the shop: users, all orders (with a status control), products.
-import { effect, escapeHtml as esc, getSocket, liveDoc, updateItem } from "paintbrush";
+// The staff view of the shop: users, all orders (with a status control), products. One
+// role document, its changes pushed as patches; each table reads its own part through a
+// computed, so a status change re-renders the orders only, a new price the products only.
+import { computed, effect, escapeHtml as esc, getSocket, liveDoc, updateItem } from "paintbrush";
 
 const socket = getSocket();
-const { doc } = liveDoc(socket);
+const { doc } = liveDoc(socket, { patch: true });
 const $ = (id) => document.getElementById(id);
 const showError = (err) => { $("error").textContent = err.message; $("error").hidden = false; };
 const STATUSES = ["pending", "paid", "shipped"];
+const part = (name) => computed(() => {
+  const d = doc.get();
+  return d && d.role === "admin" ? d[name] : undefined;
+});
+const users = part("users");
+const orders = part("orders");
+const products = part("products");
+
+/** Each item's `field` by id, as one Map kept while none of them changed. */
+const byId = (list, field) => {
+  let held = new Map();
+  return computed(() => {
+    const next = new Map((list.get() ?? []).map((item) => [item.id, item[field]]));
+    const same = next.size === held.size && [...next].every(([id, value]) => held.get(id) === value);
+    return same ? held : (held = next);
+  });
+};
+const usernames = byId(users, "username");
+const productNames = byId(products, "name");
 
 effect(() => { $("conn").textContent = socket.connected.get() ? "live" : "reconnecting…"; });
 
 effect(() => {
-  const d = doc.get();
-  if (!d || d.role !== "admin") return;
-  const users = new Map(d.users.map((u) => [u.id, u.username]));
-  const products = new Map(d.products.map((p) => [p.id, p.name]));
-  $("orders").innerHTML = d.orders.map((o) => `
+  const list = orders.get();
+  if (!list) return;
+  const names = usernames.get();
+  const productName = productNames.get();
+  $("orders").innerHTML = list.map((o) => `
     <tr data-id="${esc(String(o.id))}">
-      <td>${esc(String(o.id))}</td><td class="customer">${esc(users.get(o.user) ?? "?")}</td>
-      <td>${esc(products.get(o.product) ?? "?")}</td><td>${esc(String(o.quantity))}</td>
+      <td>${esc(String(o.id))}</td><td class="customer">${esc(names.get(o.user) ?? "?")}</td>
+      <td>${esc(productName.get(o.product) ?? "?")}</td><td>${esc(String(o.quantity))}</td>
       <td><select name="status" data-order="${esc(String(o.id))}">${STATUSES.map((s) =>
         `<option value="${s}"${s === o.status ? " selected" : ""}>${s}</option>`).join("")}</select></td>
     </tr>`).join("");
-  $("users").innerHTML = d.users.map((u) => `
+});
+
+effect(() => {
+  const list = users.get();
+  if (!list) return;
+  $("users").innerHTML = list.map((u) => `
     <tr data-id="${esc(String(u.id))}"><td>${esc(u.username)}</td><td>${esc(u.email)}</td><td>${u.is_staff ? "yes" : ""}</td></tr>`).join("");
-  $("products").innerHTML = d.products
+});
+
+effect(() => {
+  const list = products.get();
+  if (!list) return;
+  $("products").innerHTML = list
     .map((p) => `<li data-id="${esc(String(p.id))}">${esc(p.name)} — $${esc(p.price)}</li>`).join("");
 });
 

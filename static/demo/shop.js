@@ -1,25 +1,55 @@
-// The customer's shop page: every view reads the one document signal in an effect.
-import { createItem, effect, escapeHtml as esc, getSocket, liveDoc, removeItem } from "paintbrush";
+// The customer's shop page: one role document, its changes pushed as patches. Each view
+// reads its own part of the document through a computed, which keeps its value while a
+// patch changes only other parts: a new order does not re-render the catalog (and reset
+// the quantities being typed there), a new price does not re-render the orders.
+import { computed, createItem, effect, escapeHtml as esc, getSocket, liveDoc, removeItem } from "paintbrush";
 
 const socket = getSocket();
-const { doc } = liveDoc(socket);
+const { doc } = liveDoc(socket, { patch: true });
 const $ = (id) => document.getElementById(id);
 const showError = (err) => { $("error").textContent = err.message; $("error").hidden = false; };
+const part = (name) => computed(() => {
+  const d = doc.get();
+  return d && d.role === "customer" ? d[name] : undefined;
+});
+const user = part("user");
+const products = part("products");
+const orders = part("orders");
+
+/** Each item's `field` by id, as one Map kept while none of them changed. */
+const byId = (list, field) => {
+  let held = new Map();
+  return computed(() => {
+    const next = new Map((list.get() ?? []).map((item) => [item.id, item[field]]));
+    const same = next.size === held.size && [...next].every(([id, value]) => held.get(id) === value);
+    return same ? held : (held = next);
+  });
+};
+const productNames = byId(products, "name"); // a price change leaves it as it is
 
 effect(() => { $("conn").textContent = socket.connected.get() ? "live" : "reconnecting…"; });
 
 effect(() => {
-  const d = doc.get();
-  if (!d || d.role !== "customer") return;
-  $("me").textContent = d.user.username;
-  $("products").innerHTML = d.products.map((p) => `
+  const u = user.get();
+  if (u) $("me").textContent = u.username;
+});
+
+effect(() => {
+  const list = products.get();
+  if (!list) return;
+  $("products").innerHTML = list.map((p) => `
     <tr data-id="${esc(String(p.id))}">
       <td>${esc(p.name)}</td><td>$${esc(p.price)}</td>
       <td><input type="number" name="quantity" min="1" value="1" aria-label="Quantity">
           <button class="order" data-product="${esc(String(p.id))}">Order</button></td>
     </tr>`).join("");
-  const names = new Map(d.products.map((p) => [p.id, p.name]));
-  $("orders").innerHTML = d.orders.map((o) => `
+});
+
+effect(() => {
+  const list = orders.get();
+  if (!list) return;
+  const names = productNames.get();
+  $("orders").innerHTML = list.map((o) => `
     <tr data-id="${esc(String(o.id))}">
       <td>${esc(String(o.id))}</td><td>${esc(names.get(o.product) ?? "?")}</td>
       <td>${esc(String(o.quantity))}</td><td class="status">${esc(o.status)}</td>
@@ -27,7 +57,7 @@ effect(() => {
     </tr>`).join("");
 });
 
-// Event delegation: the rows are re-rendered on every push, the listeners are not.
+// Event delegation: the rows are re-rendered on every change of their part, the listeners are not.
 $("products").addEventListener("click", (event) => {
   const button = event.target.closest("button.order");
   if (!button) return;

@@ -730,6 +730,112 @@ describe("LiveSocket", () => {
     });
   });
 
+  describe("document patches", () => {
+    const OPENDOC = { action: "opendoc", resource: "doc", patch: true };
+
+    it("should open the document asking for patches, again after a reconnect", (t) => {
+      t.mock.timers.enable({ apis: ["setTimeout"] });
+      const socket = open();
+      WS.last.open();
+      socket.subscribe("doc", () => {}, { patch: true });
+      assert.deepEqual(WS.last.sent, [OPENDOC]);
+      WS.last.drop();
+      t.mock.timers.tick(30000);
+      WS.last.open();
+      assert.deepEqual(WS.last.sent, [OPENDOC]);
+    });
+
+    it("should keep the patch flag when a resync re-opens the document", () => {
+      const socket = open();
+      WS.last.open();
+      socket.subscribe("doc", () => {}, { patch: true });
+      WS.last.sent.length = 0;
+      WS.last.receive({ type: "resync", resource: "doc", reason: "stale" });
+      assert.deepEqual(WS.last.sent, [OPENDOC]);
+    });
+
+    it("should let the first subscriber decide, and ask patches of no other resource", () => {
+      const socket = open();
+      WS.last.open();
+      socket.subscribe("doc", () => {});
+      socket.subscribe("doc", () => {}, { patch: true });
+      socket.subscribe("todos", () => {}, { patch: true });
+      assert.deepEqual(WS.last.sent, [
+        { action: "opendoc", resource: "doc", snapshot: true },
+        { action: "opendoc", resource: "todos", snapshot: true },
+      ]);
+      WS.last.receive({ type: "resync", resource: "doc", reason: "stale" });
+      assert.deepEqual(WS.last.sent.at(-1), { action: "opendoc", resource: "doc" });
+    });
+
+    it("should deliver patches to the document's subscribers", () => {
+      const socket = open();
+      WS.last.open();
+      const handler = mock.fn();
+      socket.subscribe("doc", handler, { patch: true });
+      const frame = { type: "doc", resource: "doc", patch: [{ op: "remove", path: "/orders/0" }], rev: 18 };
+      WS.last.receive(frame);
+      assert.deepEqual(handler.mock.calls[0].arguments[0], frame);
+    });
+
+    it("should finish a document's re-open with the whole document, not with a patch", () => {
+      const socket = open();
+      WS.last.open();
+      socket.subscribe("doc", () => {}, { patch: true });
+      WS.last.sent.length = 0;
+      WS.last.receive({ type: "resync", resource: "doc", reason: "first" });
+      WS.last.receive({ type: "resync", resource: "doc", reason: "second" });
+      WS.last.receive({ type: "opened", resource: "doc" });
+      WS.last.receive({ type: "doc", resource: "doc", patch: [], rev: 18 });
+      assert.deepEqual(WS.last.sent, [OPENDOC]);
+      WS.last.receive({ type: "doc", resource: "doc", doc: { role: "admin" }, rev: 18 });
+      assert.deepEqual(WS.last.sent, [OPENDOC, OPENDOC]);
+    });
+  });
+
+  describe("reopen", () => {
+    it("should open a subscription again as a resync does, without counting a resync", () => {
+      const socket = open();
+      WS.last.open();
+      socket.subscribe("doc", () => {}, { patch: true });
+      socket.subscribe("messages", () => {}, { where: { room: 3 }, last: 50 });
+      WS.last.sent.length = 0;
+      socket.reopen("doc");
+      socket.reopen("messages", { where: { room: 3 } });
+      assert.deepEqual(WS.last.sent, [
+        { action: "opendoc", resource: "doc", patch: true },
+        { action: "opendoc", resource: "messages", where: { room: 3 }, snapshot: true, last: 50 },
+      ]);
+      assert.equal(socket.resyncs.peek(), 0);
+    });
+
+    it("should send nothing while a re-open is on its way, and again once it is answered", () => {
+      const socket = open();
+      WS.last.open();
+      socket.subscribe("doc", () => {}, { patch: true });
+      WS.last.sent.length = 0;
+      WS.last.receive({ type: "resync", resource: "doc", reason: "stale" });
+      socket.reopen("doc");
+      socket.reopen("doc");
+      assert.deepEqual(WS.last.sent, [{ action: "opendoc", resource: "doc", patch: true }]);
+      WS.last.receive({ type: "opened", resource: "doc" });
+      WS.last.receive({ type: "doc", resource: "doc", doc: { role: "admin" }, rev: 3 });
+      socket.reopen("doc");
+      assert.equal(WS.last.sent.length, 2);
+    });
+
+    it("should send nothing for a resource not subscribed, or while disconnected", () => {
+      const socket = open();
+      socket.subscribe("doc", () => {}, { patch: true });
+      socket.reopen("doc"); // not connected yet: connecting opens it
+      WS.last.open();
+      assert.deepEqual(WS.last.sent, [{ action: "opendoc", resource: "doc", patch: true }]);
+      socket.reopen("todos");
+      socket.reopen("messages", { where: { room: 3 } });
+      assert.equal(WS.last.sent.length, 1);
+    });
+  });
+
   describe("close", () => {
     it("should close the connection and never reconnect", (t) => {
       t.mock.timers.enable({ apis: ["setTimeout"] });

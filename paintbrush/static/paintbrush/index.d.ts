@@ -23,6 +23,7 @@ export type {
   CreateMessage,
   DeleteMessage,
   DocMessage,
+  DocPatchMessage,
   ErrorCode,
   ErrorMessage,
   MessageHandler,
@@ -42,7 +43,8 @@ export type {
 export { liveResource } from "./live.js";
 export type { Item, ItemSignal, LiveResource, LiveResourceOptions } from "./live.js";
 export { liveDoc } from "./doc.js";
-export type { LiveDoc } from "./doc.js";
+export type { LiveDoc, LiveDocOptions } from "./doc.js";
+export type { JsonPointer, PatchOperation } from "./patch.js";
 export { ApiError, configure, createItem, listItems, removeItem, updateItem } from "./rest.js";
 export type { FetchLike, RestOptions, WriteOptions } from "./rest.js";
 export { escapeHtml, renderList } from "./dom.js";

@@ -9,6 +9,7 @@
  *     stop();                                          // closedoc when the last one goes
  */
 import type { Item } from "./live.js";
+import type { PatchOperation } from "./patch.js";
 import type { Signal } from "./signals.js";
 
 // #region Messages (docs/protocol.md; the AsyncAPI document describes them too)
@@ -32,6 +33,8 @@ export interface OpendocRequest {
   snapshot?: boolean;
   /** With `snapshot`: only the scope's last N rows in the resource's order (a window). */
   last?: number;
+  /** "doc" only (v1.2): the document with a revision, then its changes as JSON Patches. */
+  patch?: boolean;
 }
 
 export interface ClosedocRequest {
@@ -51,7 +54,8 @@ export type ServerMessage<T extends { id: string | number } = Item, D = RoleDocu
   | DeleteMessage
   | ResyncMessage
   | ErrorMessage
-  | DocMessage<D>;
+  | DocMessage<D>
+  | DocPatchMessage;
 
 /** Every frame of a scoped subscription carries its `where` (keys sorted). */
 export interface OpenedMessage {
@@ -150,11 +154,26 @@ export interface RoleDocumentBase {
   [key: string]: unknown;
 }
 
-/** The role document, pushed whole (`resource` is "doc" on `/ws`). */
+/**
+ * The role document, pushed whole (`resource` is "doc" on `/ws`). Opened with `patch`
+ * (protocol v1.2, section 2c), it carries its revision.
+ */
 export interface DocMessage<D = RoleDocumentBase> {
   type: "doc";
   resource?: "doc";
   doc: D;
+  rev?: number;
+}
+
+/**
+ * A change of the role document (v1.2, opened with `patch`): the JSON Patch that turns
+ * revision `rev - 1` into `rev`. A client applies it only to that revision.
+ */
+export interface DocPatchMessage {
+  type: "doc";
+  resource?: "doc";
+  patch: PatchOperation[];
+  rev: number;
 }
 
 // #endregion
@@ -191,11 +210,20 @@ export interface SubscribeOptions {
   where?: Where | null;
   /** A window: the snapshot holds only the scope's last `last` rows. */
   last?: number;
+  /**
+   * "doc" only: ask for the document's changes as JSON Patches (protocol v1.2, section
+   * 2c), on every opendoc of the subscription. The first subscriber decides.
+   */
+  patch?: boolean;
 }
 
-/** Anything with LiveSocket's `subscribe`: what liveResource and liveDoc take. */
+/**
+ * Anything with LiveSocket's `subscribe`: what liveResource and liveDoc take (liveDoc
+ * with `patch` also needs `reopen`).
+ */
 export interface SubscribableSocket {
   subscribe(resource: string, handler: MessageHandler, options?: SubscribeOptions): () => void;
+  reopen?(resource: string, options?: { where?: Where | null }): void;
 }
 
 /**
@@ -223,11 +251,19 @@ export class LiveSocket implements SubscribableSocket {
    * its window after a reconnect or a resync. The first subscriber sets the window.
    * When the server ends it (`closed` with a `reason`, e.g. `forbidden`), its
    * subscribers receive that frame and nothing more; it is not re-opened, and
-   * unsubscribing sends no closedoc.
+   * unsubscribing sends no closedoc. For "doc", `patch` asks for JSON Patches (v1.2);
+   * the first subscriber decides.
    *
    * @returns unsubscribe (closedoc, with the where, when the last subscriber goes)
    */
   subscribe(resource: string, handler: MessageHandler, options?: SubscribeOptions): () => void;
+  /**
+   * Open a subscription again on this connection, as a resync does: its subscribers
+   * receive `opened` and a fresh snapshot (for "doc", the whole document). Sends
+   * nothing when a re-open is already on its way, when not connected (connecting
+   * re-opens all), or when `resource` (with that `where`) is not subscribed.
+   */
+  reopen(resource: string, options?: { where?: Where | null }): void;
   /** Close the connection for good: no reconnect follows. */
   close(): void;
 }

@@ -48,13 +48,16 @@ const _DEFAULT_BACKOFF = { initial: 500, max: 5000, factor: 2 };
  * @property {Record<string, unknown> | null} [where]  a scope: equality conditions on the
  *   resource's declared fields, e.g. `{room: 3}` (none, or an empty object: the whole resource)
  * @property {number} [last]  a window: the snapshot holds only the scope's last `last` rows
+ * @property {boolean} [patch]  "doc" only: ask for the document's changes as JSON Patches
+ *   (protocol v1.2, section 2c) rather than the whole document at every push
  */
 
 /**
  * One server subscription: a resource, or a scope of one, and its subscribers.
  *
  * @typedef {object} _Subscription
- * @property {object} opendoc  the request that opens it (again, after a reconnect or a resync)
+ * @property {object} opendoc  the request that opens it (again, after a reconnect)
+ * @property {object} reopen  the request that opens it again on the same connection (a resync)
  * @property {object} closedoc  the request that closes it
  * @property {Set<{handler: MessageHandler}>} subscribers
  */
@@ -115,6 +118,11 @@ class LiveSocket {
    * A subscriber that joins a resource already open receives no snapshot of its own;
    * `liveResource` and `liveDoc` share their state per socket for that reason.
    *
+   * With `patch` (for "doc" only, protocol v1.2, section 2c), the document comes with a
+   * revision and its later pushes may be JSON Patches; every opendoc of the subscription
+   * (on reconnect, on resync) asks for that again. The first subscriber decides, as for
+   * a window: the frames of "doc" name no subscription, so one socket holds one.
+   *
    * When the server ends a subscription itself (`closed` with a `reason`: `forbidden`
    * when the user lost access to the scope), its subscribers receive that frame and
    * nothing more: it is not re-opened after a reconnect, and unsubscribing sends no
@@ -135,8 +143,14 @@ class LiveSocket {
     if (!subscription) {
       const scope = where ? { where } : {};
       const windowed = options.last != null && resource !== "doc" ? { last: options.last } : {};
+      const opendoc = { action: "opendoc", resource, ...scope, snapshot: true, ...windowed };
+      const patched = resource === "doc" && options.patch === true ? { patch: true } : {};
+      // The reserved "doc" has no snapshot: its answer is the current document itself (v1's
+      // first opendoc keeps the `snapshot: true` it always sent, which the server ignores).
+      const docOpen = resource === "doc" ? { action: "opendoc", resource, ...patched } : null;
       subscription = {
-        opendoc: { action: "opendoc", resource, ...scope, snapshot: true, ...windowed },
+        opendoc: patched.patch ? docOpen : opendoc,
+        reopen: docOpen ?? opendoc,
         closedoc: { action: "closedoc", resource, ...scope },
         subscribers: new Set(),
       };
@@ -155,6 +169,25 @@ class LiveSocket {
       this._resyncing.delete(key);
       this._send(subscription.closedoc);
     };
+  }
+
+  /**
+   * Open a subscription again on this connection, as a resync does: its subscribers
+   * receive `opened` and a fresh snapshot (for "doc", the whole document). For a store
+   * that finds itself out of step with the server: liveDoc, on a gap in the document's
+   * revisions or a patch it cannot apply.
+   *
+   * Nothing is sent when a re-open is already on its way (its answer is read after
+   * whatever showed the gap, so it answers that too), when the socket is not connected
+   * (connecting re-opens every subscription), or when `resource` is not subscribed.
+   *
+   * @param {string} resource
+   * @param {{where?: Record<string, unknown> | null}} [options]  the scope, as subscribed
+   */
+  reopen(resource, options = {}) {
+    const key = _keyOf(resource, _scopeOf(options.where));
+    if (!this._open || !this._subscriptions.has(key) || this._resyncing.has(key)) return;
+    this._reopen(key);
   }
 
   /** Close the connection for good: no reconnect follows. */
@@ -262,7 +295,7 @@ class LiveSocket {
    * The server cannot show that the subscription `key` received every event: open it
    * again with a snapshot (and its window), which the store applies by version (rows it
    * does not list are dropped). The reserved "doc" has no snapshot: its answer is the
-   * current document itself.
+   * current document itself (with a revision, when its patches were asked for).
    */
   _resync(key) {
     this.resyncs.set(this.resyncs.peek() + 1);
@@ -278,8 +311,7 @@ class LiveSocket {
 
   _reopen(key) {
     this._resyncing.set(key, { opened: false, again: false });
-    const { opendoc } = this._subscriptions.get(key);
-    this._send(key === "doc" ? { action: "opendoc", resource: "doc" } : opendoc);
+    this._send(this._subscriptions.get(key).reopen);
   }
 
   /** Watch the answer to a resync's re-open, and finish it when its snapshot is whole. */
@@ -297,8 +329,9 @@ class LiveSocket {
       if (message.request?.action === "opendoc") this._resyncing.delete(key);
       return;
     }
+    // A document's answer is a whole one: a patch cannot follow `opened` before it.
     const done = key === "doc"
-      ? message.type === "doc"
+      ? message.type === "doc" && message.doc !== undefined
       : message.action === "snapshot" && message.more !== true;
     if (!pending.opened || !done) return;
     this._resyncing.delete(key);
