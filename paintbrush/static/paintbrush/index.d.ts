@@ -43,6 +43,7 @@ export type {
 export { liveResource } from "./live.js";
 export type { Item, ItemSignal, LiveResource, LiveResourceOptions } from "./live.js";
 export { liveDoc } from "./doc.js";
+export { PatchError, applyPatch } from "./patch.js";
 export type { LiveDoc, LiveDocOptions } from "./doc.js";
 export type { JsonPointer, PatchOperation } from "./patch.js";
 export { ApiError, configure, createItem, listItems, removeItem, updateItem } from "./rest.js";

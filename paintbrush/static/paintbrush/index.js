@@ -15,5 +15,6 @@ export { batch, computed, effect, root, signal, untracked } from "./signals.js";
 export { LiveSocket, canonicalWhere, connect, getSocket } from "./socket.js";
 export { liveResource } from "./live.js";
 export { liveDoc } from "./doc.js";
+export { PatchError, applyPatch } from "./patch.js";
 export { ApiError, configure, createItem, listItems, removeItem, updateItem } from "./rest.js";
 export { escapeHtml, renderList } from "./dom.js";
