@@ -14,6 +14,7 @@ request.
 ``paintbrush.E009``  ``daphne``, ``channels`` or ``rest_framework`` is missing from ``INSTALLED_APPS``
 ``paintbrush.E010``  ``ASGI_APPLICATION`` is unset or cannot be imported
 ``paintbrush.E011``  the ASGI application routes no WebSocket, though resources or roles are live
+``paintbrush.E012``  a role's parts are not ``Part``s, are named "role" or "", or are per-user in a shared role
 ``paintbrush.W001``  rows are filtered (``get_queryset``, or the viewset's) but event keys are not
 ``paintbrush.W002``  a channels-redis host without a ``socket_timeout`` above its 5 s blocking receive
 ``paintbrush.W003``  a live model's default manager does not make ``LiveQuerySet``s (bulk writes would not publish)
@@ -38,7 +39,7 @@ from django.utils.module_loading import import_string
 from rest_framework.permissions import BasePermission
 
 from .bulk import LiveQuerySet
-from .documents.roles import ROLE_NAME, RoleRegistry, roles
+from .documents.roles import ROLE_NAME, Part, Role, RoleRegistry, roles
 from .frames import DOC
 from .models import LiveModel
 from .resources import Resource, ResourceRegistry, site
@@ -161,7 +162,33 @@ def check_roles(registry: RoleRegistry | None = None, **kwargs: Any) -> list[Che
                     id="paintbrush.E008",
                 )
             )
+        errors += _check_parts(role)
     return errors
+
+
+def _check_parts(role: Role) -> list[CheckMessage]:
+    parts = role.parts if isinstance(role.parts, dict) else {}
+    problem = None
+    if not isinstance(role.parts, dict):
+        problem = "its parts are not a dict of names and Shared or PerUser parts"
+    elif bad := [name for name, part in parts.items() if not isinstance(part, Part)]:
+        problem = f"its parts {bad!r} are not Shared or PerUser parts"
+    elif bad := [name for name in parts if not isinstance(name, str) or name in ("", "role")]:
+        # "role" is the document's own member; "" names the body of a role without parts.
+        problem = f"its parts are named {bad!r}"
+    elif not role.per_user and (bad := [name for name, part in parts.items() if part.per_user]):
+        problem = f"the parts {bad!r} are per user, but the role is shared by its users (per_user = False)"
+    if problem is None:
+        return []
+    return [
+        Error(
+            f"Role {role.name!r} cannot be assembled: {problem}.",
+            hint="Declare parts = {name: documents.Shared(...) or documents.PerUser(...)}; PerUser parts "
+            "need per_user = True.",
+            obj=role,
+            id="paintbrush.E012",
+        )
+    ]
 
 
 def check_channel_layer(registry: ResourceRegistry | None = None, **kwargs: Any) -> list[CheckMessage]:

@@ -98,6 +98,22 @@ class CheckTests(SimpleTestCase):
         self.assertEqual(ids(messages), ["paintbrush.E008"] * 4)
         self.assertIn("'a:b'", messages[0].msg)
 
+    def test_e012_parts_are_parts_with_usable_names_and_per_user_only_in_per_user_roles(self) -> None:
+        names = iter(range(100))
+
+        def role(parts: Any, per_user: bool = False) -> documents.Role:
+            attributes = {"name": f"r{next(names)}", "parts": parts, "per_user": per_user}
+            declared: documents.Role = type("R", (documents.Role,), attributes)()
+            return declared
+
+        shared, mine = documents.Shared(list), documents.PerUser(lambda user_id: [])
+        fine = [role({"a": shared}), role({"a": shared, "b": mine}, per_user=True), role({})]
+        wrong = [role({"a": list}), role({"role": shared}), role({"b": mine}), role([shared])]
+        for declared, expected in ((fine, []), (wrong, ["paintbrush.E012"] * 4)):
+            registry = RoleRegistry()
+            registry.register(*declared)
+            self.assertEqual(ids(checks.check_roles(registry)), expected)
+
     def test_e007_one_model_registered_twice(self) -> None:
         registry = self.registry((Todo, {"name": "todos", "notify": True}), (Todo, {"name": "tasks"}))
         self.assertEqual(ids(checks.check_resources(registry)), ["paintbrush.E007", "paintbrush.E007"])
