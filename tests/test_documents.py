@@ -20,6 +20,7 @@ from paintbrush.documents.hub import DocHub, Revision
 from paintbrush.groups import access_group, document_group, role_group
 from paintbrush.hub import Hub
 from paintbrush.testing import communicator, connect, receive, session_cookie, subscribe
+from project.demo.live import catalog
 from project.demo.models import Order, Product
 
 from .test_shop import make_shop
@@ -242,8 +243,10 @@ class DocumentPushTests(TransactionTestCase):
         sockets = [Socket() for _ in range(3)]
         await asyncio.gather(*(hub.attach(s, role, group) for s in sockets))
         self.assertEqual(hub.role_refs, {"customer": 1})
+        self.assertEqual(list(hub.shared), [catalog])  # read once for the three
         await asyncio.gather(*(hub.detach(s, role, group) for s in sockets))
         self.assertEqual((hub.role_refs, hub.sockets, layer.groups), ({}, {}, {}))
+        self.assertEqual((hub.shared, hub.shared_refs, hub.documents), ({}, {}, {}))
 
     async def test_opendoc_doc_on_the_multiplexed_socket(self) -> None:
         ws = await connect(user=self.alice)

@@ -36,6 +36,7 @@ import contextlib
 import json
 import logging
 import weakref
+from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from functools import cached_property, partial
@@ -181,6 +182,8 @@ class DocHub:
         self.documents: dict[DocGroup, GroupDocument] = {}
         #: The shared parts some local group holds, each assembled once for all of them.
         self.shared: dict[Part, PartState] = {}
+        #: Per shared part: how many local groups read it.
+        self.shared_refs: Counter[Part] = Counter()
         self.dirty_shared: set[Part] = set()
         #: group -> names of its per-user parts to assemble again
         self.dirty_users: dict[DocGroup, set[str | None]] = {}
@@ -216,6 +219,7 @@ class DocHub:
                         await hub.leave(self._memberships.pop(role.name))
                     raise
                 self.roles[group] = role
+                self.shared_refs.update(part for _, part in role.layout if not part.per_user)
                 if role.per_user:
                     self.role_refs[role.name] += 1
             self.sockets.setdefault(group, set()).add(socket)
@@ -243,10 +247,13 @@ class DocHub:
             del self.roles[group]
             self.documents.pop(group, None)  # no notices reach a group we leave
             self.dirty_users.pop(group, None)
-            held = self._held_shared()
-            for part in [part for part in self.shared if part not in held]:
-                del self.shared[part]
-                self.dirty_shared.discard(part)
+            for _, part in role.layout:
+                if not part.per_user:
+                    self.shared_refs[part] -= 1
+                    if not self.shared_refs[part]:
+                        del self.shared_refs[part]
+                        self.shared.pop(part, None)
+                        self.dirty_shared.discard(part)
             hub = get_hub(self.layer)
             await hub.leave(self._memberships.pop(group))
             if role.per_user:
@@ -257,9 +264,6 @@ class DocHub:
             if not self.sockets and self._timer is not None:
                 self._timer.cancel()
                 self._timer = None
-
-    def _held_shared(self) -> set[Part]:
-        return {part for role in self.roles.values() for _, part in role.layout if not part.per_user}
 
     # -- assembling ------------------------------------------------------------------------
 
