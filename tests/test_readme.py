@@ -47,6 +47,7 @@ from websockets.sync.client import ClientConnection, connect
 from websockets.typing import Origin
 
 import paintbrush
+from paintbrush.testing import DocumentReplica
 from tests.servers import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -273,14 +274,21 @@ def receive(socket: ClientConnection, wanted: dict[str, Any], timeout: float = 1
 
 
 def receive_doc(
-    socket: ClientConnection, wanted: Callable[[dict[str, Any]], bool], timeout: float = 10
+    socket: ClientConnection,
+    wanted: Callable[[dict[str, Any]], bool],
+    timeout: float = 10,
+    replica: DocumentReplica | None = None,
 ) -> dict[str, Any]:
-    """The first role document pushed on ``/ws/doc`` for which ``wanted`` holds."""
+    """The first role document pushed on ``/ws/doc`` for which ``wanted`` holds; with
+    ``replica``, the socket takes patches (``/ws/doc?patch=1``) and it applies them."""
 
     def matches(message: Any) -> bool:
-        return message.get("type") == "doc" and message.get("resource") == "doc" and wanted(message["doc"])
+        if message.get("type") != "doc" or message.get("resource") != "doc":
+            return False
+        return bool(wanted(message["doc"] if replica is None else replica.take(message)))
 
-    return dict(receive_first(socket, matches, "such document", timeout)["doc"])
+    frame = receive_first(socket, matches, "such document", timeout)
+    return dict(frame["doc"] if replica is None else replica.doc)
 
 
 def titles(doc: dict[str, Any]) -> dict[str, bool]:
@@ -398,14 +406,15 @@ class ReadmeProjectTests(SimpleTestCase):
             self.assertIn(status, {200, 201}, body)
             return dict(json.loads(body))
 
-        with server.socket("/ws/doc") as staff, server.socket("/ws/doc", member_cookie) as mine:
+        replica = DocumentReplica()  # the member's socket takes patches
+        with server.socket("/ws/doc") as staff, server.socket("/ws/doc?patch=1", member_cookie) as mine:
             # At once: each user's document, the one GET /api/doc answers.
             doc = receive_doc(staff, lambda doc: True)
             self.assertEqual(doc["role"], "staff")
             self.assertEqual(set(doc), {"role", "todos", "users"})
             self.assertLessEqual({USER, member}, {user["username"] for user in doc["users"]})
             self.assertEqual(api_doc(), doc)
-            own = receive_doc(mine, lambda doc: True)
+            own = receive_doc(mine, lambda doc: True, replica=replica)
             self.assertEqual(own["role"], "member")
             self.assertEqual(set(own), {"role", "user", "todos"})
             self.assertEqual(own["user"]["username"], member)
@@ -418,15 +427,18 @@ class ReadmeProjectTests(SimpleTestCase):
             todo = write("POST", "/api/todos", {"title": title})
             doc = receive_doc(staff, lambda doc: title in titles(doc))
             self.assertIn(todo, doc["todos"])
-            own = receive_doc(mine, lambda doc: title in titles(doc))
+            own = receive_doc(mine, lambda doc: title in titles(doc), replica=replica)
             self.assertIn(todo, own["todos"])
 
             # Done: still in the staff document, gone from the member's.
             done = write("PATCH", f"/api/todos/{todo['id']}", {"done": True})
             doc = receive_doc(staff, lambda doc: titles(doc).get(title) is True)
             self.assertIn(done, doc["todos"])
-            receive_doc(mine, lambda doc: title not in titles(doc))
+            own = receive_doc(mine, lambda doc: title not in titles(doc), replica=replica)
             self.assertEqual(api_doc(), doc)
+            self.assertEqual(api_doc(member_cookie), own)
+            self.assertEqual(replica.wholes, 1)  # then patches only: the todo, then done
+            self.assertGreaterEqual(replica.patches, 2)
 
     @unittest.skipUnless(REDIS_URL, "set PAINTBRUSH_TEST_REDIS_URL to follow the README's Redis block")
     def test_with_redis_a_change_made_in_the_shell_reaches_a_socket(self) -> None:
