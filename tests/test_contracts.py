@@ -47,7 +47,7 @@ NODE_MODULES = ROOT / "node_modules"
 ASYNCAPI_SCHEMA = NODE_MODULES / "@asyncapi" / "specs" / "schemas" / "3.0.0-without-$id.json"
 TSC = NODE_MODULES / ".bin" / "tsc"
 CLIENT = ROOT / "paintbrush" / "static" / "paintbrush"
-MODULES = ("index", "signals", "socket", "stores", "live", "rest", "dom", "doc")
+MODULES = ("index", "signals", "socket", "stores", "live", "rest", "dom", "doc", "patch")
 
 
 def need(path: Path, what: str) -> None:
@@ -275,6 +275,12 @@ class AsyncApiFrameTests(TransactionTestCase):
         self.assertEqual(len(matches), 1, f"{frame} matches {matches}")
         return str(matches[0])
 
+    async def checked(self, ws: Any, channel: str) -> Any:
+        """The next frame, checked to be one message of ``channel``."""
+        frame = await receive(ws)
+        self.assertEqual(self.check(frame, channel), "doc")
+        return frame
+
     async def test_events_snapshots_and_answers(self) -> None:
         await sync_to_async(Todo.objects.create)(title="first")
         ws = await connect("/ws")
@@ -317,6 +323,12 @@ class AsyncApiFrameTests(TransactionTestCase):
         await ws.disconnect()
         ws = await connect("/ws/doc", user=user)
         self.assertEqual(self.check(await receive(ws), "doc"), "doc")
+        await ws.disconnect()
+        # With patches (section 2c): a whole document with its revision, then a patch.
+        ws = await connect("/ws/doc?patch=1", user=user)
+        self.assertIn("rev", await self.checked(ws, "doc"))
+        await sync_to_async(Order.objects.create)(user=user, product=product, quantity=2)
+        self.assertIn("patch", await self.checked(ws, "doc"))
         await ws.disconnect()
 
 

@@ -27,7 +27,7 @@ from .schemas import json_schema, ref_name
 __all__ = ["ERROR_CODES", "asyncapi_document"]
 
 ASYNCAPI_VERSION = "3.0.0"
-PROTOCOL_VERSION = "1.1"
+PROTOCOL_VERSION = "1.2"
 
 #: The socket's error codes (protocol, section 2 and appendix).
 ERROR_CODES = {
@@ -143,6 +143,10 @@ class _Builder:
                     "minimum": 1,
                     "description": "With snapshot: only the last N rows of the scope, in the resource's order.",
                 },
+                "patch": {
+                    "type": "boolean",
+                    "description": "With resource doc: true for JSON Patches after the first document (section 2c).",
+                },
             },
             ["action", "resource"],
             "Subscribe to a resource's events (or the role document). Answered opened; repeating it is allowed.",
@@ -210,10 +214,30 @@ class _Builder:
                 "type": _const("doc"),
                 "resource": _const(DOC, 'Present on /ws (the reserved resource "doc").'),
                 "doc": _ref("components/schemas", "RoleDocument"),
+                "patch": {
+                    "type": "array",
+                    "items": {
+                        "type": "object",
+                        "properties": {
+                            "op": {"enum": ["add", "remove", "replace", "move", "copy", "test"]},
+                            "path": {"type": "string"},
+                            "from": {"type": "string"},
+                            "value": {},
+                        },
+                        "required": ["op", "path"],
+                    },
+                    "description": "An RFC 6902 JSON Patch turning revision rev - 1 into rev (section 2c).",
+                },
+                "rev": {
+                    "type": "integer",
+                    "description": "The revision, to a client that asked for patches (opendoc patch, /ws/doc?patch=1).",
+                },
             },
-            ["type", "doc"],
-            "The whole role document: at once on connect (or after opened), then after every change affecting it.",
+            ["type"],
+            "The role document, whole, or to a client that asked for them a patch from the revision before: at "
+            "once on connect (or after opened) whole, then after every change affecting it.",
         )
+        self.schemas["DocumentPush"]["oneOf"] = [{"required": ["doc"]}, {"required": ["patch", "rev"]}]
 
     # -- messages ----------------------------------------------------------------------------
 
@@ -227,7 +251,9 @@ class _Builder:
         self.messages["closed"] = _message("closed", "closed", "A subscription is closed.", schema("Closed"))
         self.messages["resync"] = _message("resync", "resync", "Ask for a fresh snapshot.", schema("Resync"))
         self.messages["error"] = _message("error", "error", "A request was refused.", schema("Error"))
-        self.messages["doc"] = _message("doc", "doc", "The role document, pushed whole.", schema("DocumentPush"))
+        self.messages["doc"] = _message(
+            "doc", "doc", "The role document, pushed whole or as a patch.", schema("DocumentPush")
+        )
 
     def resource_messages(self) -> None:
         for shapes in self.live:
@@ -319,8 +345,9 @@ class _Builder:
                 "address": "/ws/doc",
                 "title": "The role document socket",
                 "description": (
-                    "Pushes the signed-in user's role document on connect and after every change affecting it. "
-                    "A signed-out handshake is refused; what the client sends is ignored."
+                    "Pushes the signed-in user's role document on connect and after every change affecting it "
+                    "(with the query patch=1: whole once, then JSON Patches). A signed-out handshake is refused; "
+                    "what the client sends is ignored."
                 ),
                 "messages": {"doc": _ref("components/messages", "doc")},
                 "bindings": {"ws": _ws_binding()},
