@@ -20,7 +20,15 @@ from django.test import SimpleTestCase, TestCase, TransactionTestCase, override_
 from paintbrush import broadcast
 from paintbrush.groups import access_group, document_group
 from paintbrush.origins import SameOriginValidator
-from paintbrush.testing import capture_events, communicator, connect, receive, session_cookie, subscribe
+from paintbrush.testing import (
+    DocumentReplica,
+    capture_events,
+    communicator,
+    connect,
+    receive,
+    session_cookie,
+    subscribe,
+)
 from project.demo.models import Order, Product, Todo
 
 IN_MEMORY = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
@@ -181,6 +189,25 @@ class TodoSocketTests(TransactionTestCase):
         event = await receive(ws)
         self.assertEqual((event["action"], event["item"]["id"]), ("create", str(todo.pk)))
         await ws.disconnect()
+
+
+@override_settings(CHANNEL_LAYERS={"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}})
+class ShopDocumentTests(TransactionTestCase):
+    async def test_patches_keep_alices_document_equal_to_get_api_doc(self) -> None:
+        alice = await sync_to_async(get_user_model().objects.create_user)("alice")
+        brush = await sync_to_async(Product.objects.create)(name="Brush", price=1)
+        ws = await connect("/ws/doc?patch=1", user=alice)
+        replica = DocumentReplica()
+        replica.take(await receive(ws))  # the whole document, with "rev"
+        await sync_to_async(Order.objects.create)(user=alice, product=brush)
+        replica.take(await receive(ws))  # a patch: fails on a revision gap
+        self.assertEqual((replica.wholes, replica.patches), (1, 1))
+        self.assertEqual(replica.doc, await self.api_doc(alice))
+        await ws.disconnect()
+
+    async def api_doc(self, user: Any) -> Any:
+        await self.async_client.aforce_login(user)
+        return (await self.async_client.get("/api/doc")).json()
 
 
 class DocsTests(SimpleTestCase):
