@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import json
 import os
 import shutil
 from typing import Any
@@ -34,6 +36,23 @@ def new_driver() -> Any:
         "--window-size=1200,900",
     ):
         options.add_argument(arg)
+    # The console, and the DevTools network events (WebSocket frames: websocket_frames()).
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL", "performance": "ALL"})
     driver = webdriver.Chrome(options=options, service=Service(executable_path=CHROMEDRIVER))
     driver.set_page_load_timeout(30)
     return driver
+
+
+def websocket_frames(driver: Any) -> list[tuple[str, Any]]:
+    """The WebSocket frames the page sent ("sent") and received ("received") since the
+    last call, decoded, as DevTools saw them."""
+    frames = []
+    for entry in driver.get_log("performance"):
+        message = json.loads(entry["message"])["message"]
+        direction = {"Network.webSocketFrameSent": "sent", "Network.webSocketFrameReceived": "received"}.get(
+            message["method"]
+        )
+        if direction is not None:
+            with contextlib.suppress(ValueError):
+                frames.append((direction, json.loads(message["params"]["response"]["payloadData"])))
+    return frames

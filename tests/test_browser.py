@@ -17,7 +17,7 @@ from channels.testing import ChannelsLiveServerTestCase
 from django.contrib.auth import get_user_model
 from django.test import TransactionTestCase, override_settings
 
-from .browser import AVAILABLE, new_driver
+from .browser import AVAILABLE, new_driver, websocket_frames
 from .servers import ServerProcess
 from .utils import IN_MEMORY
 
@@ -180,6 +180,16 @@ class ShopInTwoBrowsersTests(BrowserTestCase):
             lambda d: self.status_cell(d, order_id).find_element("css selector", ".status").text == "shipped",
             "the shipment never reached alice",
         )
+        # Both pages asked for patches and were sent them: the document whole once, then
+        # each change as a JSON Patch (protocol section 2c).
+        for driver in (alice, admin):
+            frames = websocket_frames(driver)
+            self.assertIn(("sent", {"action": "opendoc", "resource": "doc", "patch": True}), frames)
+            docs = [frame for direction, frame in frames if direction == "received" and frame.get("type") == "doc"]
+            self.assertEqual(["doc" in frame for frame in docs][:1], [True])
+            patches = [frame for frame in docs if "patch" in frame]
+            self.assertGreaterEqual(len(patches), 2)  # the order, then its shipment
+            self.assertEqual([frame["rev"] for frame in docs], list(range(docs[0]["rev"], docs[0]["rev"] + len(docs))))
 
 
 class OpsPageTests(BrowserTestCase):
