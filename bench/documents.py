@@ -20,7 +20,10 @@ Modes, each against its own server and freshly prepared database, in one run:
 - ``after-v1``: the tree at ``--root`` (default: this checkout, uncommitted changes
   included), sockets on ``/ws/doc``: whole documents;
 - ``after-patch``: the same tree, sockets on ``/ws/doc?patch=1``: patches where the server
-  sends them (a tree without patches ignores the parameter and behaves as ``after-v1``).
+  sends them (a tree without patches ignores the parameter and behaves as ``after-v1``);
+- ``events``: the same tree and sockets, each subscribed on ``/ws`` to the live resource
+  ``products`` instead (Pattern 1): the price change as one event to every socket, the
+  floor of what sending anything to N sockets costs.
 
 Writes, each ``--repeat`` times after one warm-up, ``--pause`` seconds apart, in turn:
 
@@ -47,8 +50,8 @@ Columns, each the median over the repeats:
   every database connection and keeps the count in a memory-mapped file this process reads.
 
 A socket has the new document when its first frame after the write arrives (whole
-document or patch). Patches are applied here (RFC 6902: add, remove, replace, move, copy,
-test) and revisions checked (a patch must follow the revision before it). After each mode
+document or patch). Patches are applied with ``paintbrush.documents.patches.apply``
+(RFC 6902, checked against clients by the test suite) and revisions checked (a patch must follow the revision before it). After each mode
 every socket's document is compared with ``GET /api/doc``: the admin's and those of a
 sample of customers directly, and every customer's with what the admin's document says of
 them (their user, their orders, the catalog). Mismatches are reported under the table.
@@ -62,7 +65,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import copy
 import datetime
 import json
 import math
@@ -80,7 +82,7 @@ import sys
 import tempfile
 import textwrap
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -90,6 +92,11 @@ from websockets.exceptions import ConnectionClosed
 from websockets.typing import Origin
 
 HERE = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(HERE))
+
+from paintbrush.documents.patches import PatchError  # noqa: E402
+from paintbrush.documents.patches import apply as apply_patch  # noqa: E402
+
 HOST = "127.0.0.1"
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 #: A CSRF secret of Django's length (32), sent as cookie and header alike: any such
@@ -104,6 +111,9 @@ class Mode:
     name: str
     tree: str  # "baseline" or "current"
     path: str  # the socket's URL path
+    #: Pattern 1 instead: each socket subscribes to this resource's events on /ws.
+    events: str | None = None
+    writes: tuple[str, ...] = WRITES
 
 
 MODES = {
@@ -112,6 +122,9 @@ MODES = {
         Mode("before", "baseline", "/ws/doc"),
         Mode("after-v1", "current", "/ws/doc"),
         Mode("after-patch", "current", "/ws/doc?patch=1"),
+        # The floor a document push is compared with: the same price change as one
+        # Pattern 1 event to the same sockets (each subscribed to products on /ws).
+        Mode("events", "current", "/ws", events="products", writes=("price",)),
     )
 }
 
@@ -436,103 +449,6 @@ async def http(port: int, method: str, path: str, *, session: str | None = None,
             await writer.wait_closed()
 
 
-# -- JSON Patch (RFC 6902) ------------------------------------------------------------------
-
-
-class PatchError(ValueError):
-    pass
-
-
-def _pointer(text: str) -> list[str]:
-    if text == "":
-        return []
-    if not text.startswith("/"):
-        raise PatchError(f"bad JSON pointer {text!r}")
-    return [token.replace("~1", "/").replace("~0", "~") for token in text[1:].split("/")]
-
-
-def _index(container: list[Any], token: str, *, end_ok: bool) -> int:
-    if token == "-" and end_ok:
-        return len(container)
-    if not token.isdigit() or (token != "0" and token.startswith("0")):
-        raise PatchError(f"bad array index {token!r}")
-    index = int(token)
-    if index > len(container) or (index == len(container) and not end_ok):
-        raise PatchError(f"array index {index} out of range ({len(container)} items)")
-    return index
-
-
-def _resolve(doc: Any, tokens: list[str]) -> Any:
-    for token in tokens:
-        if isinstance(doc, list):
-            doc = doc[_index(doc, token, end_ok=False)]
-        elif isinstance(doc, dict):
-            if token not in doc:
-                raise PatchError(f"no member {token!r}")
-            doc = doc[token]
-        else:
-            raise PatchError(f"cannot descend into {type(doc).__name__} at {token!r}")
-    return doc
-
-
-def _add(doc: Any, tokens: list[str], value: Any) -> Any:
-    if not tokens:
-        return value
-    parent, key = _resolve(doc, tokens[:-1]), tokens[-1]
-    if isinstance(parent, list):
-        parent.insert(_index(parent, key, end_ok=True), value)
-    elif isinstance(parent, dict):
-        parent[key] = value
-    else:
-        raise PatchError(f"cannot add into {type(parent).__name__}")
-    return doc
-
-
-def _remove(doc: Any, tokens: list[str]) -> tuple[Any, Any]:
-    """``doc`` without the value at ``tokens``, and that value."""
-    if not tokens:
-        return None, doc
-    parent, key = _resolve(doc, tokens[:-1]), tokens[-1]
-    if isinstance(parent, list):
-        return doc, parent.pop(_index(parent, key, end_ok=False))
-    if isinstance(parent, dict):
-        if key not in parent:
-            raise PatchError(f"no member {key!r} to remove")
-        return doc, parent.pop(key)
-    raise PatchError(f"cannot remove from {type(parent).__name__}")
-
-
-def apply_patch(doc: Any, operations: Sequence[Any]) -> Any:
-    """``doc`` changed by the JSON Patch ``operations`` (in place where it can be)."""
-    for operation in operations:
-        if not isinstance(operation, dict) or not isinstance(operation.get("path"), str):
-            raise PatchError(f"bad operation {operation!r}")
-        op, path = operation.get("op"), _pointer(operation["path"])
-        if op == "add":
-            doc = _add(doc, path, operation["value"])
-        elif op == "remove":
-            doc, _ = _remove(doc, path)
-        elif op == "replace":
-            _resolve(doc, path)  # must exist
-            if path:
-                doc, _ = _remove(doc, path)
-            doc = _add(doc, path, operation["value"])
-        elif op == "move":
-            source = _pointer(operation["from"])
-            if path[: len(source)] == source and path != source:
-                raise PatchError("cannot move a value into itself")
-            doc, value = _remove(doc, source)
-            doc = _add(doc, path, value)
-        elif op == "copy":
-            doc = _add(doc, path, copy.deepcopy(_resolve(doc, _pointer(operation["from"]))))
-        elif op == "test":
-            if _resolve(doc, path) != operation["value"]:
-                raise PatchError(f"test failed at {operation['path']!r}")
-        else:
-            raise PatchError(f"unknown op {op!r}")
-    return doc
-
-
 # -- the sockets ----------------------------------------------------------------------------
 
 
@@ -550,8 +466,11 @@ class DocSocket:
     """One signed-in ``/ws/doc`` socket: frames are timed and queued as they arrive, and
     decoded (and patches applied) only between writes, so that reading stays cheap."""
 
-    def __init__(self, index: int, account: Account, admin: bool, ws: ClientConnection, fleet: Fleet) -> None:
+    def __init__(
+        self, index: int, account: Account, admin: bool, ws: ClientConnection, fleet: Fleet, *, events: bool = False
+    ) -> None:
         self.index = index
+        self.events = events
         self.account = account
         self.admin = admin
         self.ws = ws
@@ -587,6 +506,8 @@ class DocSocket:
         return size, len(frames)
 
     def _apply(self, frame: dict[str, Any]) -> None:
+        if self.events:  # Pattern 1: "opened", then the events, counted only
+            return
         if frame.get("type") != "doc":
             self.broken = self.broken or f"unexpected frame {json.dumps(frame)[:200]}"
             return
@@ -628,8 +549,8 @@ class Fleet:
     def end(self) -> None:
         self.round = None
 
-    async def open(self, port: int, path: str, fixture: Fixture, concurrency: int) -> None:
-        url = f"ws://{HOST}:{port}{path}"
+    async def open(self, port: int, mode: Mode, fixture: Fixture, concurrency: int) -> None:
+        url = f"ws://{HOST}:{port}{mode.path}"
         origin = Origin(f"http://{HOST}:{port}")
         gate = asyncio.Semaphore(concurrency)
         accounts = [(fixture.admin, True)] + [(c, False) for c in fixture.customers]
@@ -646,10 +567,13 @@ class Fleet:
                     open_timeout=120,
                     close_timeout=5,
                 )
-                return DocSocket(index, account, admin, ws, self)
+                socket = DocSocket(index, account, admin, ws, self, events=mode.events is not None)
+                if mode.events is not None:  # its first frame is "opened"
+                    await ws.send(json.dumps({"action": "opendoc", "resource": mode.events}))
+                return socket
 
         self.sockets = list(await asyncio.gather(*(one(i, a, admin) for i, (a, admin) in enumerate(accounts))))
-        # Every socket's first frame is its whole document.
+        # Every socket's first frame is its whole document (or "opened").
         first = self.begin(set(range(len(self.sockets))))
         first.pending -= {s.index for s in self.sockets if s.inbox}
         if first.pending:
@@ -913,7 +837,7 @@ async def run_mode(mode: Mode, root: Path, customers: int, args: argparse.Namesp
             server = await start_server(root, {**env, "PB_BENCH_QUERY_COUNTER": str(counter.path)}, work)
             pid = server.process.pid  # scripts/serve execs uvicorn: one process
             queries, cpu, started = counter.read(), cpu_seconds(pid), time.monotonic()
-            await fleet.open(server.port, mode.path, fixture, args.connect_concurrency)
+            await fleet.open(server.port, mode, fixture, args.connect_concurrency)
             result["connect"] = {
                 "sockets": len(fleet.sockets),
                 "seconds": time.monotonic() - started,
@@ -924,7 +848,7 @@ async def run_mode(mode: Mode, root: Path, customers: int, args: argparse.Namesp
             }
             writer = Writer(server.port, pid, fleet, fixture, counter)
             result["writes"] = {}
-            for kind in WRITES:
+            for kind in mode.writes:
                 for _ in range(args.warmup):
                     await writer.write(kind, timeout=args.timeout, pause=args.pause)
                 samples = [await writer.write(kind, timeout=args.timeout, pause=args.pause) for _ in range(args.repeat)]
@@ -938,8 +862,9 @@ async def run_mode(mode: Mode, root: Path, customers: int, args: argparse.Namesp
                     file=sys.stderr,
                     flush=True,
                 )
-            result["verify"] = await verify(server.port, fleet, args.verify_sample)
-            if result["verify"].get("mismatches") or result["verify"].get("error"):
+            if mode.events is None:
+                result["verify"] = await verify(server.port, fleet, args.verify_sample)
+            if result.get("verify", {}).get("mismatches") or result.get("verify", {}).get("error"):
                 print(f"  N={customers} {mode.name}: {result['verify']}", file=sys.stderr, flush=True)
         except Exception as exc:
             result["error"] = f"{type(exc).__name__}: {exc}"
