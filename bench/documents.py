@@ -50,11 +50,12 @@ Columns, each the median over the repeats:
   every database connection and keeps the count in a memory-mapped file this process reads.
 
 A socket has the new document when its first frame after the write arrives (whole
-document or patch). Patches are applied with ``paintbrush.documents.patches.apply``
-(RFC 6902, checked against clients by the test suite) and revisions checked (a patch must follow the revision before it). After each mode
-every socket's document is compared with ``GET /api/doc``: the admin's and those of a
-sample of customers directly, and every customer's with what the admin's document says of
-them (their user, their orders, the catalog). Mismatches are reported under the table.
+document or patch). Patches are applied with ``paintbrush.documents.patches.apply`` (RFC
+6902, checked against clients by the test suite) and revisions checked (a patch must
+follow the revision before it). After each mode every socket's document is compared with
+``GET /api/doc``: the admin's and those of a sample of customers directly, and every
+customer's with what the admin's document says of them (their user, their orders, the
+catalog). Mismatches are reported under the table.
 
 The clients (all sockets, in this process, asyncio and ``websockets``) run on one core,
 the server on the other. Nothing here is a pass/fail test.

@@ -71,7 +71,7 @@ class DocumentSocketMixin:
         self.outbox.put_reply(frames.closed(DOC))
 
     async def attach_document(self, role: Role, user: Any) -> None:
-        self.doc_role, self.doc_group = role, role.group_of(user)
+        self.doc_role, self.doc_group, self._doc_revision = role, role.group_of(user), None
         metrics.SUBSCRIPTIONS.labels(DOC).inc()
         await get_doc_hub(self.hub.layer).attach(self, role, self.doc_group)
 
@@ -83,6 +83,8 @@ class DocumentSocketMixin:
             await get_doc_hub(self.hub.layer).detach(self, role, group)
 
     def push_document(self, revision: Revision) -> None:
+        if self.doc_group is None:
+            return  # detached (the hub may push while it waits to let the socket go)
         held = self._doc_revision
         if held is not None and revision.rev <= held.rev:
             return  # not newer than what this socket has (its first document racing a push)

@@ -89,10 +89,15 @@ class PartState:
         if text == self.text:
             return None
         new = PartState(text, previous=self)
-        ops = patches.diff(self.value, new.value)
-        # Texts differ yet the values compare equal (true vs 1): replace it whole.
-        new.ops = ops or _replacing(self.value, new.value)
-        self.previous = None  # only the newest step is kept
+        old = self.value
+        ops = patches.diff(old, new.value)
+        # Checked: applied to the old value (which this state no longer needs, so in
+        # place), the operations must give exactly the new text. The diff compares with
+        # Python's ==, blind to true becoming 1; then the part is replaced whole.
+        del self.value
+        if not ops or not _reproduces(old, ops, text):
+            ops = _replacing(self.value, new.value)
+        new.ops = ops
         return new
 
     def fragment(self, name: str | None) -> str:
@@ -106,6 +111,13 @@ class PartState:
             rooted = [_rooted(op, prefix) for op in self.ops] if prefix else self.ops
             fragment = self._fragments[name] = encoding.encode(rooted)[1:-1]
         return fragment
+
+
+def _reproduces(old: Any, ops: list[patches.Op], text: str) -> bool:
+    try:
+        return encoding.encode(patches.apply(old, ops, in_place=True)) == text
+    except patches.PatchError:
+        return False
 
 
 def _rooted(op: patches.Op, prefix: str) -> patches.Op:
@@ -243,17 +255,21 @@ class DocHub:
             local.discard(socket)
             if local:
                 return
-            del self.sockets[group]
-            del self.roles[group]
-            self.documents.pop(group, None)  # no notices reach a group we leave
-            self.dirty_users.pop(group, None)
-            for _, part in role.layout:
-                if not part.per_user:
-                    self.shared_refs[part] -= 1
-                    if not self.shared_refs[part]:
-                        del self.shared_refs[part]
-                        self.shared.pop(part, None)
-                        self.dirty_shared.discard(part)
+            # Not while a part is being read: a read begun before this group left (and
+            # before a change whose notice then reached no one here) must not become the
+            # document of the group's next socket. That socket joins after this (the lock).
+            async with self._assembling:
+                del self.sockets[group]
+                del self.roles[group]
+                self.documents.pop(group, None)  # no notices reach a group we leave
+                self.dirty_users.pop(group, None)
+                for _, part in role.layout:
+                    if not part.per_user:
+                        self.shared_refs[part] -= 1
+                        if not self.shared_refs[part]:
+                            del self.shared_refs[part]
+                            self.shared.pop(part, None)
+                            self.dirty_shared.discard(part)
             hub = get_hub(self.layer)
             await hub.leave(self._memberships.pop(group))
             if role.per_user:
@@ -279,7 +295,7 @@ class DocHub:
         for text in texts:
             if isinstance(text, BaseException):
                 raise text
-        if group not in self.sockets:
+        if not self.sockets.get(group):
             return None  # its last socket left meanwhile
         states: dict[str | None, PartState] = {}
         for job, text in zip(jobs, texts, strict=True):
@@ -350,6 +366,9 @@ class DocHub:
             }
             if updates:
                 self._publish(group, document, updates)
+        # Every group holds the new states now: the old ones (and their values) can go.
+        for state in [*changed_shared.values(), *(s for mine in changed_users.values() for s in mine.values())]:
+            state.previous = None
 
     def _publish(self, group: DocGroup, document: GroupDocument, updates: dict[str | None, PartState]) -> None:
         """The group's next revision, to each of its sockets."""

@@ -13,10 +13,11 @@ an item added is one ``add``, one removed is one ``remove``, one changed is a
 order, is diffed by position or replaced whole. ``bench/document_diff.py`` measures
 this against the ``jsonpatch`` package (python-json-patch) on the demo's documents.
 
-Values are compared with Python's ``==`` on parsed JSON, so a field is assumed to keep
-its JSON type: ``true`` turning into ``1`` (equal in Python) would go unseen. The hub
-guards the whole part: when its text changed but the diff found nothing, the part is
-replaced whole.
+Values are compared with Python's ``==`` on parsed JSON (in C, fast), which holds
+``true == 1`` and ``1 == 1.0``: a value that turns from one into the other, alone in an
+object or list otherwise unchanged, goes unseen here. The hub therefore checks every
+patch (``paintbrush.documents.hub.PartState.settle``): applied to the old value, it must
+give exactly the new JSON text, or the part is replaced whole.
 """
 
 from __future__ import annotations
@@ -116,10 +117,11 @@ def _diff_by_position(old: list[Any], new: list[Any], path: str, ops: list[Op]) 
 # -- applying (what a client does; used by tests and benchmarks) ------------------------
 
 
-def apply(document: Any, ops: list[Op]) -> Any:
+def apply(document: Any, ops: list[Op], *, in_place: bool = False) -> Any:
     """``document`` after ``ops`` (RFC 6902: add, remove, replace, move, copy, test).
-    The input is not modified; raises ``PatchError`` if an operation does not apply."""
-    result = copy.deepcopy(document)
+    The input is not modified, unless ``in_place`` (then the result may be it, changed);
+    raises ``PatchError`` if an operation does not apply."""
+    result = document if in_place else copy.deepcopy(document)
     for op in ops:
         result = _apply_one(result, op)
     return result
@@ -219,8 +221,10 @@ def _op_replace(document: Any, path: str, op: Op) -> Any:
     if path == "":
         return copy.deepcopy(op["value"])
     _get(document, path)  # must exist
-    _remove(document, path)
-    return _add(document, path, copy.deepcopy(op["value"]))
+    parent, token = _parent(document, path)
+    # In its place: a member keeps its position among its object's members.
+    parent[_index(parent, token, adding=False) if isinstance(parent, list) else token] = copy.deepcopy(op["value"])
+    return document
 
 
 def _op_move(document: Any, path: str, op: Op) -> Any:
