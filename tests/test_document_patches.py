@@ -482,3 +482,44 @@ class DocumentSocketTests(SimpleTestCase):
         socket.doc_group = roles.by_name("customer").group(1)  # type: ignore[union-attr]
         socket.push_document(revision)
         self.assertEqual(len(socket.outbox.sent), 1)  # type: ignore[attr-defined]
+
+
+class SimpleRoleHubTests(SimpleTestCase):
+    """A role with one assemble() is one part spread into the document: patched too."""
+
+    async def test_its_body_is_patched_at_the_top_of_the_document(self) -> None:
+        from channels.layers import InMemoryChannelLayer
+
+        from paintbrush.documents.hub import DocHub
+
+        body: dict[str, Any] = {"items": [{"id": i, "n": i} for i in range(1, 31)], "title": "t"}
+
+        class Plain(Role):
+            name = "plain"
+            per_user = True
+            reads = (Product,)
+
+            def applies_to(self, user: Any) -> bool:
+                return True
+
+            def assemble(self, user_id: Any) -> dict[str, Any]:
+                copied: dict[str, Any] = json.loads(json.dumps(body))
+                return copied
+
+        class Socket:
+            def __init__(self) -> None:
+                self.replica = DocumentReplica()
+
+            def push_document(self, revision: Any) -> None:
+                self.replica.take(json.loads(revision.patch or revision.whole))
+
+        role, hub, socket = Plain(), DocHub(InMemoryChannelLayer()), Socket()
+        group = role.group(1)
+        await hub.attach(socket, role, group)
+        body["items"][1]["n"] = 20
+        del body["title"]
+        hub._on_notice(group, "")  # what the writer sends for a role without parts
+        await hub.flush()
+        self.assertEqual(socket.replica.doc, {"role": "plain", "items": body["items"]})
+        self.assertEqual(socket.replica.patches, 1)
+        await hub.detach(socket, role, group)
