@@ -44,7 +44,7 @@ from django.db import DEFAULT_DB_ALIAS, connections
 from django.test import Client
 
 from . import broadcast
-from .documents import patches
+from .documents.patches import apply as apply_patch
 from .groups import event_group
 
 __all__ = [
@@ -396,6 +396,6 @@ class DocumentReplica:
         else:
             if self.rev is None or frame["rev"] != self.rev + 1:
                 raise AssertionError(f"patch to revision {frame['rev']} on revision {self.rev}")
-            self.doc, self.patches = patches.apply(self.doc, frame["patch"]), self.patches + 1
+            self.doc, self.patches = apply_patch(self.doc, frame["patch"]), self.patches + 1
         self.rev = frame["rev"]
         return self.doc

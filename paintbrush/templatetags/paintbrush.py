@@ -30,7 +30,7 @@ from django.utils.safestring import SafeString, mark_safe
 register = template.Library()
 
 #: The client's modules, in ``paintbrush/static/paintbrush/``.
-MODULES = ("index", "signals", "socket", "stores", "live", "rest", "dom", "doc")
+MODULES = ("index", "signals", "socket", "stores", "live", "rest", "dom", "doc", "patch")
 
 
 def importmap() -> dict[str, dict[str, str]]:
