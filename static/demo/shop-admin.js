@@ -1,30 +1,15 @@
 // The staff view of the shop: users, all orders (with a status control), products. One
 // role document, its changes pushed as patches; each table reads its own part through a
 // computed, so a status change re-renders the orders only, a new price the products only.
-import { computed, effect, escapeHtml as esc, getSocket, liveDoc, updateItem } from "paintbrush";
+import { effect, escapeHtml as esc, getSocket, liveDoc, updateItem } from "paintbrush";
+import { byId, parts } from "./shop-parts.js";
 
 const socket = getSocket();
 const { doc } = liveDoc(socket, { patch: true });
 const $ = (id) => document.getElementById(id);
 const showError = (err) => { $("error").textContent = err.message; $("error").hidden = false; };
 const STATUSES = ["pending", "paid", "shipped"];
-const part = (name) => computed(() => {
-  const d = doc.get();
-  return d && d.role === "admin" ? d[name] : undefined;
-});
-const users = part("users");
-const orders = part("orders");
-const products = part("products");
-
-/** Each item's `field` by id, as one Map kept while none of them changed. */
-const byId = (list, field) => {
-  let held = new Map();
-  return computed(() => {
-    const next = new Map((list.get() ?? []).map((item) => [item.id, item[field]]));
-    const same = next.size === held.size && [...next].every(([id, value]) => held.get(id) === value);
-    return same ? held : (held = next);
-  });
-};
+const { users, orders, products } = parts(doc, "admin", ["users", "orders", "products"]);
 const usernames = byId(users, "username");
 const productNames = byId(products, "name");
 

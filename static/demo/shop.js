@@ -2,29 +2,14 @@
 // reads its own part of the document through a computed, which keeps its value while a
 // patch changes only other parts: a new order does not re-render the catalog (and reset
 // the quantities being typed there), a new price does not re-render the orders.
-import { computed, createItem, effect, escapeHtml as esc, getSocket, liveDoc, removeItem } from "paintbrush";
+import { createItem, effect, escapeHtml as esc, getSocket, liveDoc, removeItem } from "paintbrush";
+import { byId, parts } from "./shop-parts.js";
 
 const socket = getSocket();
 const { doc } = liveDoc(socket, { patch: true });
 const $ = (id) => document.getElementById(id);
 const showError = (err) => { $("error").textContent = err.message; $("error").hidden = false; };
-const part = (name) => computed(() => {
-  const d = doc.get();
-  return d && d.role === "customer" ? d[name] : undefined;
-});
-const user = part("user");
-const products = part("products");
-const orders = part("orders");
-
-/** Each item's `field` by id, as one Map kept while none of them changed. */
-const byId = (list, field) => {
-  let held = new Map();
-  return computed(() => {
-    const next = new Map((list.get() ?? []).map((item) => [item.id, item[field]]));
-    const same = next.size === held.size && [...next].every(([id, value]) => held.get(id) === value);
-    return same ? held : (held = next);
-  });
-};
+const { user, products, orders } = parts(doc, "customer", ["user", "products", "orders"]);
 const productNames = byId(products, "name"); // a price change leaves it as it is
 
 effect(() => { $("conn").textContent = socket.connected.get() ? "live" : "reconnecting…"; });
