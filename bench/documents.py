@@ -75,7 +75,6 @@ import platform
 import resource
 import shutil
 import signal
-import socket
 import statistics
 import struct
 import subprocess
@@ -95,11 +94,11 @@ from websockets.typing import Origin
 HERE = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(HERE))
 
+from bench.serving import cpu_seconds, free_port  # noqa: E402
 from paintbrush.documents.patches import PatchError  # noqa: E402
 from paintbrush.documents.patches import apply as apply_patch  # noqa: E402
 
 HOST = "127.0.0.1"
-CLK_TCK = os.sysconf("SC_CLK_TCK")
 #: A CSRF secret of Django's length (32), sent as cookie and header alike: any such
 #: string passes Django's check, so no page needs to be fetched for a token.
 CSRF = "benchdocumentsbenchdocumentsbenc"
@@ -131,18 +130,6 @@ MODES = {
 
 
 # -- the server process, from /proc --------------------------------------------------------
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind((HOST, 0))
-        return int(probe.getsockname()[1])
-
-
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU of ``pid`` (all its threads), in seconds."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / CLK_TCK
 
 
 def raise_open_files(needed: int) -> None:

@@ -23,8 +23,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
-import socket
 import subprocess
 import sys
 import tempfile
@@ -36,17 +34,9 @@ from websockets.asyncio.client import connect
 from websockets.typing import Origin
 
 HERE = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(HERE))
 
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-def cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+from bench.serving import cpu_seconds, demo_env, free_port  # noqa: E402
 
 
 def prepare(root: Path, rows: int, env: dict[str, str]) -> None:
@@ -111,15 +101,7 @@ def main() -> None:
     args = parser.parse_args()
     root = args.root.resolve()
     with tempfile.TemporaryDirectory(prefix="pb-resubscribe-") as tmp:
-        env = {
-            **os.environ,
-            "DATABASE_URL": f"sqlite:///{tmp}/db.sqlite3",
-            "DJANGO_SETTINGS_MODULE": "project.settings",
-            "PYTHON": sys.executable,
-            # One client address opens them all: lift the per-client cap for the bench.
-            "PAINTBRUSH_SETTINGS": json.dumps({"MAX_SOCKETS_PER_CLIENT": 100_000}),
-        }
-        env.pop("REDIS_URL", None)
+        env = demo_env(tmp)
         prepare(root, args.rows, env)
         for clients in args.clients:
             port = free_port()

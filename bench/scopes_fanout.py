@@ -23,9 +23,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
 import secrets
-import socket
 import statistics
 import subprocess
 import sys
@@ -38,6 +36,9 @@ from websockets.asyncio.client import connect
 from websockets.typing import Origin
 
 HERE = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(HERE))
+
+from bench.serving import cpu_seconds, demo_env, free_port  # noqa: E402
 
 _SETUP = """
 from django.contrib.auth import BACKEND_SESSION_KEY, HASH_SESSION_KEY, SESSION_KEY, get_user_model
@@ -53,17 +54,6 @@ session[HASH_SESSION_KEY] = user.get_session_auth_hash()
 session.save()
 print("SESSION", session.session_key, list(Room.objects.order_by("name").values_list("pk", flat=True)))
 """
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-def cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 class Bench:
@@ -196,14 +186,7 @@ def main() -> None:
     parser.add_argument("--writes", type=int, default=200)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="pb-scopes-") as tmp:
-        env = {
-            **os.environ,
-            "DATABASE_URL": f"sqlite:///{tmp}/db.sqlite3",
-            "DJANGO_SETTINGS_MODULE": "project.settings",
-            "PYTHON": sys.executable,
-            "PAINTBRUSH_SETTINGS": json.dumps({"MAX_SOCKETS_PER_CLIENT": 100_000}),
-        }
-        env.pop("REDIS_URL", None)
+        env = demo_env(tmp)
         bench = Bench(max(args.rooms), env)
         try:
             for rooms in args.rooms:
