@@ -4,6 +4,7 @@ import assert from "node:assert/strict";
 import { computed, effect } from "../../paintbrush/static/paintbrush/signals.js";
 import { connect } from "../../paintbrush/static/paintbrush/socket.js";
 import { liveDoc } from "../../paintbrush/static/paintbrush/doc.js";
+import { shop } from "./shop-document.mjs";
 
 /** The part of a LiveSocket that liveDoc uses, driven by the test. */
 class FakeSocket {
@@ -113,20 +114,6 @@ describe("liveDoc", () => {
 });
 
 // -- Patches (protocol v1.2, section 2c) --------------------------------------------------
-
-/** A role document of the shop: orders, products, users. */
-function shop() {
-  return {
-    role: "admin",
-    users: [{ id: 1, username: "alice" }, { id: 2, username: "bob" }],
-    orders: [
-      { id: 10, user: 1, product: 7, quantity: 1, status: "pending" },
-      { id: 11, user: 2, product: 8, quantity: 2, status: "paid" },
-      { id: 12, user: 1, product: 8, quantity: 1, status: "pending" },
-    ],
-    products: [{ id: 7, name: "Brush", price: "9.99" }, { id: 8, name: "Easel", price: "49.00" }],
-  };
-}
 
 const whole = (rev, doc = shop()) => ({ type: "doc", resource: "doc", doc, rev });
 const patch = (rev, ...ops) => ({ type: "doc", resource: "doc", patch: ops, rev });

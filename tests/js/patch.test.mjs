@@ -2,6 +2,7 @@ import { describe, it } from "node:test";
 import assert from "node:assert/strict";
 
 import { PatchError, applyPatch } from "../../paintbrush/static/paintbrush/patch.js";
+import { shop } from "./shop-document.mjs";
 
 /** Freeze `value` and everything in it: a mutation then throws (modules are strict). */
 function deepFreeze(value) {
@@ -235,17 +236,6 @@ describe("applyPatch: operations", () => {
 });
 
 describe("applyPatch: structural sharing", () => {
-  const shop = () => ({
-    role: "admin",
-    users: [{ id: 1, username: "alice" }, { id: 2, username: "bob" }],
-    orders: [
-      { id: 10, user: 1, product: 7, quantity: 1, status: "pending" },
-      { id: 11, user: 2, product: 8, quantity: 2, status: "paid" },
-      { id: 12, user: 1, product: 8, quantity: 1, status: "pending" },
-    ],
-    products: [{ id: 7, name: "Brush", price: "9.99" }, { id: 8, name: "Easel", price: "49.00" }],
-  });
-
   it("should copy the containers on the changed path and share everything else", () => {
     const before = shop();
     const after = patched(before, [{ op: "replace", path: "/orders/1/status", value: "shipped" }]);
