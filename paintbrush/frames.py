@@ -7,7 +7,7 @@ reasons frames carry are defined here once (``docs/protocol.md``, sections 2 and
     texts = frames.snapshot("todos", items, limit=512 * 1024)
     event = frames.update("todos", 7, {"done": True}, version=2)   # a delta, to encode once
     text = frames.resync("todos", frames.LAYER_DOWN)
-    text = frames.document({"role": "admin", ...})
+    text = frames.document_text(frames.document_body("admin", [("orders", "[]")]), rev=1)
 
 Frames are text, encoded once (``paintbrush.encoding``) and handed as they are to every
 socket that gets them. Deltas are returned as dicts: ``paintbrush.events`` encodes each
@@ -42,7 +42,9 @@ __all__ = [
     "closed",
     "create",
     "delete",
-    "document",
+    "document_body",
+    "document_patch",
+    "document_text",
     "error",
     "opened",
     "resync",
@@ -137,15 +139,10 @@ def snapshot(resource: str, items: list[Any], limit: int, **tags: Any) -> list[s
     return frames
 
 
-def document(doc: Any) -> str:
-    """A role document, pushed whole (on ``/ws`` and ``/ws/doc`` alike)."""
-    return encoding.encode({"type": "doc", "resource": DOC, "doc": doc})
-
-
 # A document is pushed to many sockets and its parts are shared by many documents: it
 # is spliced from the parts' JSON texts, each encoded once (paintbrush.documents.hub),
-# into exactly the text ``document`` would encode.
-_DOC_HEAD = '{"type":"doc","resource":"doc",'
+# into exactly the text ``encoding.encode`` would give the whole.
+_DOC_HEAD = f'{{"type":"doc","resource":"{DOC}",'
 
 
 def document_body(role: str, parts: Iterable[tuple[str | None, str]]) -> str:
@@ -163,8 +160,8 @@ def document_body(role: str, parts: Iterable[tuple[str | None, str]]) -> str:
 
 
 def document_text(body: str, rev: int | None = None) -> str:
-    """A whole role document from its body's text; with ``rev`` for a client that takes
-    patches (protocol section 2c)."""
+    """A role document, pushed whole (on ``/ws`` and ``/ws/doc`` alike), from its body's
+    text; with ``rev`` for a client that takes patches (protocol section 2c)."""
     if rev is None:
         return f'{_DOC_HEAD}"doc":{body}}}'
     return f'{_DOC_HEAD}"doc":{body},"rev":{rev}}}'

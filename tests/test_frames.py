@@ -11,7 +11,7 @@ from typing import Any
 from asgiref.sync import sync_to_async
 from django.test import SimpleTestCase, TransactionTestCase, override_settings
 
-from paintbrush import frames
+from paintbrush import encoding, frames
 from paintbrush.frames import MESSAGE_TYPE, PROBE_TYPE, REASON_CODES, LayerMessage
 from paintbrush.testing import connect, receive
 from project.demo.models import Todo
@@ -50,10 +50,14 @@ class FrameTests(SimpleTestCase):
         self.assertNotEqual(frames.resync("todos", frames.MESSAGE_LOST), text)
 
     def test_a_document_travels_whole_under_the_reserved_name(self) -> None:
+        body = frames.document_body("admin", [("orders", "[]"), (None, '{"n":1}'), (None, "{}")])
         self.assertEqual(
-            frames.document({"role": "admin", "orders": []}),
-            '{"type":"doc","resource":"doc","doc":{"role":"admin","orders":[]}}',
+            frames.document_text(body),
+            '{"type":"doc","resource":"doc","doc":{"role":"admin","orders":[],"n":1}}',
         )
+        self.assertEqual(json.loads(frames.document_text(body, rev=3))["rev"], 3)
+        doc = {"role": "admin", "orders": [], "n": 1}  # spliced: the text encode gives the whole
+        self.assertEqual(frames.document_text(body), encoding.encode({"type": "doc", "resource": "doc", "doc": doc}))
         self.assertEqual(frames.DOC, "doc")
 
     def test_deltas_are_dicts_to_encode_once(self) -> None:
