@@ -239,11 +239,10 @@ class DocHub:
             # Settle the notices that came first: the parts this group shares with
             # others must be current before it takes them.
             await self._flush()
+            # Another tab's document, if any: every notice since has updated it.
             document = self.documents.get(group)
             if document is None:
-                # Another tab of the group holds a document every notice since has
-                # updated; otherwise read the group's own parts now.
-                document = await self._open(role, group)
+                document = await self._open(role, group)  # the group's own parts, read now
         if document is not None:
             socket.push_document(document.revision)
 
